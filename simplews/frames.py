@@ -1,0 +1,285 @@
+"""RFC 6455 section 5: frame layout, opcodes, close codes and masking.
+
+Nothing here keeps state beyond one frame and nothing touches a socket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import secrets
+import struct
+from typing import List, Optional, Tuple, Union
+
+from .exceptions import LocalProtocolError, RemoteProtocolError
+
+__all__ = [
+    "Opcode",
+    "CloseCode",
+    "Frame",
+    "apply_mask",
+    "encode_header",
+    "encode_frame",
+    "parse_header",
+    "parse_frame",
+    "encode_close",
+    "parse_close",
+    "is_valid_close_code",
+]
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+
+class Opcode(enum.IntEnum):
+    """Frame opcodes (RFC 6455 section 5.2)."""
+
+    CONT = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+DATA_OPCODES = frozenset({0x0, 0x1, 0x2})
+CONTROL_OPCODES = frozenset({0x8, 0x9, 0xA})
+KNOWN_OPCODES = DATA_OPCODES | CONTROL_OPCODES
+
+
+class CloseCode(enum.IntEnum):
+    """Close status codes (RFC 6455 section 7.4.1 and the IANA registry)."""
+
+    NORMAL_CLOSURE = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    NO_STATUS_RCVD = 1005
+    ABNORMAL_CLOSURE = 1006
+    INVALID_DATA = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
+    TLS_HANDSHAKE = 1015
+
+
+# Codes that may appear in a close frame on the wire (1005, 1006, 1015 may not).
+_WIRE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
+
+
+def is_valid_close_code(code: int) -> bool:
+    """Whether ``code`` may be sent in a close frame (RFC 6455 section 7.4)."""
+    return code in _WIRE_CODES or 3000 <= code <= 4999
+
+
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    """One WebSocket frame, payload already unmasked."""
+
+    opcode: int
+    payload: bytes
+    fin: bool = True
+    rsv1: bool = False
+    rsv2: bool = False
+    rsv3: bool = False
+
+
+# --- masking -------------------------------------------------------------------------
+
+# XOR of every byte value with every key byte: masking becomes four C-speed
+# bytes.translate() calls over the strided slices of the payload.
+_XOR_TABLES = [bytes(b ^ k for b in range(256)) for k in range(256)]
+_SMALL = 64
+
+
+def _mask_int(data: Buffer, key: bytes) -> bytes:
+    """Mask a short payload with one big-integer XOR."""
+    n = len(data)
+    k = int.from_bytes((key * ((n >> 2) + 1))[:n], "big")
+    return (int.from_bytes(data, "big") ^ k).to_bytes(n, "big")
+
+
+def _mask_translate(data: Buffer, key: bytes) -> bytes:
+    """Mask a payload with four strided translate() passes."""
+    out = bytearray(data)
+    tables = _XOR_TABLES
+    for i in range(4):
+        out[i::4] = out[i::4].translate(tables[key[i]])
+    return bytes(out)
+
+
+def apply_mask(data: Buffer, key: bytes) -> bytes:
+    """XOR ``data`` with the 4-byte masking ``key`` (masking and unmasking are the same)."""
+    if len(key) != 4:
+        raise ValueError("masking key must be 4 bytes")
+    if len(data) <= _SMALL:
+        if not data:
+            return b""
+        return _mask_int(data, key)
+    return _mask_translate(data, key)
+
+
+# --- encoding --------------------------------------------------------------------------
+
+_pack_B2 = struct.Struct("!BB").pack
+_pack_B2H = struct.Struct("!BBH").pack
+_pack_B2Q = struct.Struct("!BBQ").pack
+
+
+def encode_header(
+    opcode: int,
+    length: int,
+    *,
+    fin: bool = True,
+    rsv1: bool = False,
+    mask_key: Optional[bytes] = None,
+) -> bytes:
+    """Build a frame header for a payload of ``length`` bytes."""
+    b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    m = 0x80 if mask_key is not None else 0
+    if length < 126:
+        head = _pack_B2(b0, m | length)
+    elif length < 65536:
+        head = _pack_B2H(b0, m | 126, length)
+    else:
+        head = _pack_B2Q(b0, m | 127, length)
+    if mask_key is not None:
+        return head + mask_key
+    return head
+
+
+def encode_frame(
+    opcode: int,
+    payload: Buffer,
+    *,
+    fin: bool = True,
+    rsv1: bool = False,
+    mask: bool = False,
+) -> List[Buffer]:
+    """Encode one frame as a list of buffers to write in order.
+
+    Masked frames get a fresh key from :mod:`secrets`. Small frames come back as
+    one joined buffer; large unmasked payloads are returned as-is, uncopied.
+    """
+    length = len(payload)
+    if mask:
+        key = secrets.token_bytes(4)
+        header = encode_header(opcode, length, fin=fin, rsv1=rsv1, mask_key=key)
+        body: Buffer = apply_mask(payload, key)
+    else:
+        header = encode_header(opcode, length, fin=fin, rsv1=rsv1)
+        body = payload
+    if length <= 4096:
+        return [header + bytes(body)]
+    return [header, body]
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+# (fin, rsv1, rsv2, rsv3, opcode, masked, length, header_size) or None if incomplete
+Header = Tuple[bool, bool, bool, bool, int, bool, int, int]
+
+_unpack_H = struct.Struct("!H").unpack_from
+_unpack_Q = struct.Struct("!Q").unpack_from
+
+
+def parse_header(buf: Buffer, offset: int = 0) -> Optional[Header]:
+    """Parse the frame header at ``buf[offset:]``; ``None`` if more bytes are needed.
+
+    Raises :class:`RemoteProtocolError` for a header no peer may send
+    (oversized control frame, 64-bit length with the top bit set, non-minimal
+    length encodings are accepted as RFC 6455 does not forbid them for receivers).
+    """
+    avail = len(buf) - offset
+    if avail < 2:
+        return None
+    b0 = buf[offset]
+    b1 = buf[offset + 1]
+    length = b1 & 0x7F
+    size = 2
+    if length == 126:
+        if avail < 4:
+            return None
+        (length,) = _unpack_H(buf, offset + 2)
+        size = 4
+    elif length == 127:
+        if avail < 10:
+            return None
+        (length,) = _unpack_Q(buf, offset + 2)
+        if length >> 63:
+            raise RemoteProtocolError("payload length has the most significant bit set")
+        size = 10
+    masked = bool(b1 & 0x80)
+    if masked:
+        size += 4
+        if avail < size:
+            return None
+    opcode = b0 & 0x0F
+    fin = bool(b0 & 0x80)
+    if opcode >= 8:
+        if not fin:
+            raise RemoteProtocolError("fragmented control frame")
+        if length > 125:
+            raise RemoteProtocolError("control frame payload longer than 125 bytes")
+    return (fin, bool(b0 & 0x40), bool(b0 & 0x20), bool(b0 & 0x10), opcode, masked, length, size)
+
+
+def parse_frame(data: Buffer) -> Tuple[Optional[Frame], int]:
+    """Parse one whole frame from the start of ``data``.
+
+    Returns ``(frame, bytes consumed)``, or ``(None, 0)`` if ``data`` holds less
+    than one frame. Handy for tests and tools; the protocol parses in place.
+    """
+    header = parse_header(data)
+    if header is None:
+        return None, 0
+    fin, rsv1, rsv2, rsv3, opcode, masked, length, size = header
+    end = size + length
+    if len(data) < end:
+        return None, 0
+    if masked:
+        key = bytes(data[size - 4 : size])
+        payload = apply_mask(memoryview(data)[size:end], key)
+    else:
+        payload = bytes(data[size:end])
+    return Frame(opcode, payload, fin, rsv1, rsv2, rsv3), end
+
+
+# --- close frames ----------------------------------------------------------------------
+
+
+def encode_close(code: Optional[int] = None, reason: str = "") -> bytes:
+    """Build a close frame payload; ``None`` for an empty payload (no status code)."""
+    if code is None:
+        if reason:
+            raise LocalProtocolError("a close reason needs a close code")
+        return b""
+    if not is_valid_close_code(code):
+        raise LocalProtocolError(f"invalid close code {code}")
+    data = code.to_bytes(2, "big") + reason.encode("utf-8")
+    if len(data) > 125:
+        raise LocalProtocolError("close reason longer than 123 bytes")
+    return data
+
+
+def parse_close(payload: Buffer) -> Tuple[int, str]:
+    """Parse a received close payload into ``(code, reason)``.
+
+    An empty payload means 1005 (no status). Raises :class:`RemoteProtocolError`
+    with 1002 for a bad length or code and 1007 for a reason that is not UTF-8.
+    """
+    if len(payload) == 0:
+        return 1005, ""
+    if len(payload) == 1:
+        raise RemoteProtocolError("close frame payload of 1 byte")
+    code = (payload[0] << 8) | payload[1]
+    if not is_valid_close_code(code):
+        raise RemoteProtocolError(f"invalid close code {code}")
+    try:
+        reason = bytes(payload[2:]).decode("utf-8")
+    except UnicodeDecodeError:
+        raise RemoteProtocolError("close reason is not valid UTF-8", 1007) from None
+    return code, reason

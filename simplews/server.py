@@ -1,0 +1,486 @@
+"""The threaded server: an accept thread plus one thread per connection."""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import socket
+import ssl
+import threading
+import time
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple, Union
+
+from . import handshake
+from .connection import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
+    Connection,
+)
+from .exceptions import ConnectionClosed, InvalidHandshake, NegotiationError, OpenTimeout, WebSocketError
+from .handlers import OnClose, OnError, OnMessage, OnOpen, resolve_handler, run_connection
+from .handshake import Headers, Request, Response
+from .protocol import DEFAULT_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, Protocol
+from .transport import read_head
+
+__all__ = ["Server", "serve", "DEFAULT_THREAD_STACK_SIZE"]
+
+logger = logging.getLogger("simplews")
+
+#: Stack size for connection threads: enough for ordinary handler code, and
+#: small enough that thousands of idle connections reserve little memory.
+DEFAULT_THREAD_STACK_SIZE = 512 * 1024
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+_stack_lock = threading.Lock()
+
+ProcessRequest = Callable[[Request], Optional[Union[Response, Tuple[int, Any, Any]]]]
+SelectSubprotocol = Callable[[Request, Sequence[str]], Optional[str]]
+
+
+class Server:
+    """A WebSocket server running one thread per connection.
+
+    Give callbacks (``on_open``, ``on_message``, ``on_close``, ``on_error``), a
+    handler object or class with those methods, or a ``handler(ws)`` function.
+    Use it as a context manager (starts in the background, shuts down on
+    exit), or call :meth:`start` / :meth:`serve_forever` and :meth:`shutdown`.
+    """
+
+    def __init__(
+        self,
+        handler: Any = None,
+        *,
+        on_open: Optional[OnOpen] = None,
+        on_message: Optional[OnMessage] = None,
+        on_close: Optional[OnClose] = None,
+        on_error: Optional[OnError] = None,
+        host: Optional[str] = "127.0.0.1",
+        port: int = 8765,
+        sock: Optional[socket.socket] = None,
+        unix_socket: Optional[str] = None,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        subprotocols: Optional[Sequence[str]] = None,
+        select_subprotocol: Optional[SelectSubprotocol] = None,
+        origins: Optional[Iterable[Optional[str]]] = None,
+        process_request: Optional[ProcessRequest] = None,
+        compression: Optional[str] = "deflate",
+        max_connections: Optional[int] = None,
+        handshake_timeout: Optional[float] = DEFAULT_HANDSHAKE_TIMEOUT,
+        max_header_size: Optional[int] = handshake.DEFAULT_MAX_HEADER_SIZE,
+        ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+        ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+        close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
+        send_timeout: Optional[float] = None,
+        max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
+        frame_size: Optional[int] = DEFAULT_FRAME_SIZE,
+        max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
+        thread_stack_size: Optional[int] = DEFAULT_THREAD_STACK_SIZE,
+        backlog: int = 128,
+    ) -> None:
+        if compression not in (None, "deflate"):
+            raise ValueError(f"unsupported compression {compression!r}: use 'deflate' or None")
+        self._handler_factory = resolve_handler(
+            handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error
+        )
+        self.subprotocols = list(subprotocols or [])
+        self.select_subprotocol = select_subprotocol
+        self.origins = None if origins is None else set(origins)
+        self.process_request = process_request
+        self.compression = compression
+        self.max_connections = max_connections
+        self.handshake_timeout = handshake_timeout
+        self.max_header_size = max_header_size
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.send_timeout = send_timeout
+        self.max_message_size = max_message_size
+        self.frame_size = frame_size
+        self.max_queue = max_queue
+        self.thread_stack_size = thread_stack_size
+        self.ssl_context = ssl_context
+        self._lock = threading.Lock()
+        self._connections: Set[Connection] = set()
+        self._pending: Set[socket.socket] = set()
+        self._threads: Set[threading.Thread] = set()
+        self._accept_thread: Optional[threading.Thread] = None
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self.unix_socket = unix_socket
+        self.socket = sock if sock is not None else self._bind(host, port, unix_socket, backlog)
+        if sock is not None:
+            sock.listen(backlog)
+
+    # --- binding ------------------------------------------------------------------------
+
+    @staticmethod
+    def _bind(host: Optional[str], port: int, unix_socket: Optional[str], backlog: int) -> socket.socket:
+        """Create the listening socket (TCP with SO_REUSEADDR, dual-stack for ``::``, or Unix)."""
+        if unix_socket is not None:
+            if os.path.exists(unix_socket):
+                os.unlink(unix_socket)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(unix_socket)
+            sock.listen(backlog)
+            return sock
+        if host in (None, "", "::") and socket.has_dualstack_ipv6():
+            return socket.create_server(("::", port), family=socket.AF_INET6, backlog=backlog, reuse_port=False, dualstack_ipv6=True)
+        infos = socket.getaddrinfo(host or "0.0.0.0", port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, _, _, _, addr = infos[0]
+        return socket.create_server(addr[:2], family=family, backlog=backlog)
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server listens on (useful with ``port=0``)."""
+        addr = self.socket.getsockname()
+        return addr[1] if isinstance(addr, tuple) else 0
+
+    @property
+    def host(self) -> str:
+        """The address the server listens on."""
+        addr = self.socket.getsockname()
+        return addr[0] if isinstance(addr, tuple) else str(addr)
+
+    @property
+    def url(self) -> str:
+        """A URL a client on this machine can connect to, e.g. ``ws://127.0.0.1:54321/``."""
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        if self.unix_socket is not None:
+            return f"{scheme}://localhost/"
+        host = self.host
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{self.port}/"
+
+    @property
+    def connections(self) -> List[Connection]:
+        """A snapshot of the open connections."""
+        with self._lock:
+            return list(self._connections)
+
+    # --- running ------------------------------------------------------------------------
+
+    def start(self) -> Server:
+        """Start accepting in a background thread; return at once."""
+        with self._lock:
+            if self._accept_thread is not None:
+                return self
+            if self._stopping.is_set():
+                raise RuntimeError("server was shut down")
+            self._accept_thread = threading.Thread(target=self._accept_loop, name="simplews-accept", daemon=True)
+            self._accept_thread.start()
+        logger.info("listening on %s", self.url)
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve until :meth:`shutdown`, SIGINT or SIGTERM (then shut down gracefully)."""
+        self.start()
+        previous = None
+        main = threading.current_thread() is threading.main_thread()
+        if main:
+            previous = signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=self.shutdown).start())
+        try:
+            while not self._stopped.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            logger.info("interrupted; shutting down")
+        finally:
+            if main and previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            self.shutdown()
+
+    def shutdown(self, timeout: Optional[float] = None) -> None:
+        """Stop accepting, close every connection with 1001 and join every thread.
+
+        Waits up to ``timeout`` (default ``close_timeout``) for clients to
+        finish the close handshake, then aborts the rest.
+        """
+        self._stopping.set()
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+        thread = self._accept_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        self._close_listener()
+        with self._lock:
+            conns = list(self._connections)
+            pending = list(self._pending)
+        for sock in pending:
+            _shutdown_socket(sock)
+        for conn in conns:
+            conn._start_close(1001, "server shutting down")
+        wait = self.close_timeout if timeout is None else timeout
+        deadline = time.monotonic() + (wait if wait is not None else 3600.0)
+        for thread in self._thread_snapshot():
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for conn in self.connections:
+            conn._terminate()
+        for thread in self._thread_snapshot():
+            thread.join(5.0)
+        self._stopped.set()
+        logger.info("server shut down")
+
+    def _thread_snapshot(self) -> List[threading.Thread]:
+        with self._lock:
+            return [t for t in self._threads if t is not threading.current_thread()]
+
+    def _close_listener(self) -> None:
+        for sock in (self.socket, self._wake_r, self._wake_w):
+            try:
+                sock.close()
+            except OSError:
+                pass
+        if self.unix_socket is not None:
+            try:
+                os.unlink(self.unix_socket)
+            except OSError:
+                pass
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()
+
+    def broadcast(self, message: Union[str, bytes], *, exclude: Optional[Iterable[Connection]] = None) -> int:
+        """Send ``message`` to every open connection but ``exclude``; return how many got it.
+
+        A client that cannot take the message (closed, or its send timed out)
+        is skipped and does not stop delivery to the others.
+        """
+        skip = set(exclude or ())
+        count = 0
+        for conn in self.connections:
+            if conn in skip:
+                continue
+            try:
+                conn.send(message)
+            except (ConnectionClosed, WebSocketError, OSError):
+                continue
+            count += 1
+        return count
+
+    # --- accepting ----------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        """Accept connections until shutdown, each on its own thread."""
+        poller = select.poll()
+        poller.register(self.socket, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        while not self._stopping.is_set():
+            try:
+                ready = poller.poll()
+            except InterruptedError:  # pragma: no cover
+                continue
+            if self._stopping.is_set():
+                return
+            if not any(fd == self.socket.fileno() for fd, _ in ready):
+                continue
+            try:
+                client, addr = self.socket.accept()
+            except OSError as exc:
+                if self._stopping.is_set():
+                    return
+                logger.warning("accept failed: %s", exc)
+                time.sleep(0.01)  # e.g. EMFILE: do not spin
+                continue
+            logger.debug("accepted %s", addr)
+            if self.max_connections is not None and self._live_count() >= self.max_connections:
+                self._reject_busy(client)
+                continue
+            self._spawn(client, addr)
+
+    def _live_count(self) -> int:
+        with self._lock:
+            return len(self._connections) + len(self._pending)
+
+    def _reject_busy(self, client: socket.socket) -> None:
+        """Answer 503 without a thread and close (too many connections)."""
+        logger.info("rejecting connection: max_connections reached")
+        try:
+            client.setblocking(False)
+            client.send(handshake.build_response(503, [("Retry-After", "1")], b"server busy\n"))
+        except OSError:
+            pass
+        _shutdown_socket(client)
+
+    def _spawn(self, client: socket.socket, addr: Any) -> None:
+        """Start the connection's thread with the configured stack size."""
+        thread = threading.Thread(target=self._serve_one, args=(client, addr), name=f"simplews-conn-{addr}", daemon=True)
+        with self._lock:
+            self._pending.add(client)
+            self._threads.add(thread)
+        with _stack_lock:
+            old = threading.stack_size(self.thread_stack_size) if self.thread_stack_size else None
+            try:
+                thread.start()
+            finally:
+                if old is not None:
+                    threading.stack_size(old)
+
+    def _serve_one(self, client: socket.socket, addr: Any) -> None:
+        """A connection's thread: handshake, then the handler until close."""
+        try:
+            conn = self._handshake(client, addr)
+            if conn is None:
+                return
+            with self._lock:
+                self._pending.discard(client)
+                if self._stopping.is_set():
+                    conn._start_close(1001, "server shutting down")
+                self._connections.add(conn)
+            try:
+                run_connection(conn, self._handler_factory())
+            finally:
+                with self._lock:
+                    self._connections.discard(conn)
+        except Exception:
+            logger.exception("unexpected error serving %s", addr)
+        finally:
+            with self._lock:
+                self._pending.discard(client)
+                self._threads.discard(threading.current_thread())
+
+    def _handshake(self, client: socket.socket, addr: Any) -> Optional[Connection]:
+        """Run the server side of the opening handshake; ``None`` if it did not upgrade."""
+        sock: socket.socket = client
+        deadline = None if self.handshake_timeout is None else time.monotonic() + self.handshake_timeout
+        try:
+            if self.ssl_context is not None:
+                sock.settimeout(self.handshake_timeout)
+                sock = self.ssl_context.wrap_socket(sock, server_side=True)
+                with self._lock:
+                    self._pending.discard(client)
+                    self._pending.add(sock)
+            head, leftover = read_head(sock, self.max_header_size, deadline)
+            request = handshake.parse_request(head)
+            request.remote_address = addr if isinstance(addr, tuple) else None
+            return self._upgrade(sock, request, leftover)
+        except InvalidHandshake as exc:
+            logger.info("handshake with %s failed: %s", addr, exc)
+            _send_quietly(sock, handshake.build_reject(exc))
+            _close_gracefully(sock)
+            return None
+        except (OpenTimeout, socket.timeout):
+            logger.info("handshake with %s timed out", addr)
+        except (OSError, ssl.SSLError, WebSocketError) as exc:
+            logger.info("handshake with %s failed: %s", addr, exc)
+        _shutdown_socket(sock)
+        return None
+
+    def _upgrade(self, sock: socket.socket, request: Request, leftover: bytes) -> Optional[Connection]:
+        """Apply the server's policies to a parsed request and answer it."""
+        if self.process_request is not None:
+            answer = self.process_request(request)
+            if answer is not None:
+                response = _as_response(answer)
+                _send_quietly(sock, handshake.build_response(response.status, response.headers, response.body))
+                logger.info("%s %s -> %d (process_request)", request.method, request.path, response.status)
+                _close_gracefully(sock)
+                return None
+        key = handshake.check_request(request)
+        if self.origins is not None and request.headers.get("Origin") not in self.origins:
+            raise InvalidHandshake(f"origin {request.headers.get('Origin')!r} not allowed", status=403)
+        offered = handshake.parse_token_list(request.headers.get_all("Sec-WebSocket-Protocol"))
+        subprotocol = self._choose_subprotocol(request, offered)
+        request.subprotocol = subprotocol
+        extension = None
+        ext_header = None
+        if self.compression == "deflate":
+            values = request.headers.get_all("Sec-WebSocket-Extensions")
+            if values:
+                from . import deflate
+
+                accepted = deflate.server_accept(values, deflate.DeflateConfig())
+                if accepted is not None:
+                    ext_header, extension = accepted
+        sock.settimeout(None)
+        sock.sendall(handshake.build_accept(key, subprotocol=subprotocol, extensions=ext_header))
+        protocol = Protocol(False, max_message_size=self.max_message_size, frame_size=self.frame_size, extension=extension)
+        response = Response(101, Headers())
+        logger.info("%s upgraded %s", request.remote_address, request.path)
+        return Connection(
+            sock,
+            protocol,
+            request=request,
+            response=response,
+            subprotocol=subprotocol,
+            leftover=leftover,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            close_timeout=self.close_timeout,
+            send_timeout=self.send_timeout,
+            max_queue=self.max_queue,
+        )
+
+    def _choose_subprotocol(self, request: Request, offered: List[str]) -> Optional[str]:
+        """The subprotocol to accept, from the callback or the preference list."""
+        if self.select_subprotocol is not None:
+            chosen = self.select_subprotocol(request, offered)
+            if chosen is not None and chosen not in offered:
+                raise NegotiationError(f"select_subprotocol chose {chosen!r}, which the client did not offer")
+            return chosen
+        return handshake.select_subprotocol(offered, self.subprotocols)
+
+
+def serve(handler: Any = None, **kwargs: Any) -> Server:
+    """Create a :class:`Server` and start it in the background.
+
+    Use it as a context manager: ``with serve(on_message=..., port=0) as server:``.
+    """
+    return Server(handler, **kwargs).start()
+
+
+def _as_response(answer: Union[Response, Tuple[int, Any, Any]]) -> Response:
+    """Accept a :class:`Response` or a ``(status, headers, body)`` tuple from process_request."""
+    if isinstance(answer, Response):
+        return answer
+    status, headers, body = answer
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    return Response(int(status), Headers(headers or []), bytes(body or b""))
+
+
+def _send_quietly(sock: socket.socket, data: bytes) -> None:
+    """Send an HTTP answer, ignoring a peer that is already gone."""
+    try:
+        sock.settimeout(2.0)
+        sock.sendall(data)
+    except OSError:
+        pass
+
+
+def _shutdown_socket(sock: socket.socket) -> None:
+    """Close a socket, waking any thread blocked on it."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+
+def _close_gracefully(sock: socket.socket) -> None:
+    """Close after an HTTP answer so that it is not lost to a reset: FIN, drain briefly, close."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(1.0)
+        for _ in range(16):
+            if not sock.recv(65536):
+                break
+    except OSError:
+        pass
+    _shutdown_socket(sock)

@@ -1,0 +1,115 @@
+"""Blocking socket helpers shared by the client and the server: TCP, TLS, HTTP heads."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+import time
+from typing import Optional, Tuple
+
+from .exceptions import (
+    ConnectError,
+    ConnectionRefused,
+    HostNotFound,
+    InvalidHandshake,
+    OpenTimeout,
+    TLSError,
+)
+from .handshake import find_head_end
+
+__all__ = ["open_tcp", "wrap_tls", "default_ssl_context", "read_head", "remaining"]
+
+
+def remaining(deadline: Optional[float]) -> Optional[float]:
+    """Seconds left before ``deadline``; raise :class:`OpenTimeout` if none are."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise OpenTimeout("timed out while opening the connection")
+    return left
+
+
+def open_tcp(host: str, port: int, deadline: Optional[float]) -> socket.socket:
+    """Connect a TCP socket to ``host:port``, trying every address, with clear errors."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise HostNotFound(f"cannot resolve host {host!r}: {exc.strerror}") from exc
+    last: Optional[OSError] = None
+    for family, type_, proto, _, addr in infos:
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.settimeout(remaining(deadline))
+            sock.connect(addr)
+        except socket.timeout as exc:
+            sock.close()
+            raise OpenTimeout(f"timed out connecting to {host}:{port}") from exc
+        except OSError as exc:
+            sock.close()
+            last = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    if isinstance(last, ConnectionRefusedError) or getattr(last, "errno", None) == errno.ECONNREFUSED:
+        raise ConnectionRefused(f"connection refused by {host}:{port}") from last
+    raise ConnectError(f"cannot connect to {host}:{port}: {last}") from last
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    """A client TLS context verifying certificates and host names with certifi's CA bundle."""
+    import certifi  # deferred: keeps ``import simplews`` fast
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def wrap_tls(
+    sock: socket.socket, context: ssl.SSLContext, server_hostname: str, deadline: Optional[float]
+) -> ssl.SSLSocket:
+    """Run the client TLS handshake on ``sock`` (SNI set) with clear errors."""
+    try:
+        sock.settimeout(remaining(deadline))
+        return context.wrap_socket(sock, server_hostname=server_hostname)
+    except ssl.SSLCertVerificationError as exc:
+        sock.close()
+        raise TLSError(f"TLS certificate verification failed for {server_hostname}: {exc.verify_message}") from exc
+    except ssl.SSLError as exc:
+        sock.close()
+        raise TLSError(f"TLS handshake with {server_hostname} failed: {exc.reason or exc}") from exc
+    except socket.timeout as exc:
+        sock.close()
+        raise OpenTimeout(f"timed out in the TLS handshake with {server_hostname}") from exc
+    except OSError as exc:
+        sock.close()
+        raise TLSError(f"TLS handshake with {server_hostname} failed: {exc}") from exc
+
+
+def read_head(sock: socket.socket, max_size: Optional[int], deadline: Optional[float]) -> Tuple[bytes, bytes]:
+    """Read an HTTP head (through the blank line); return it and any bytes after it.
+
+    Raises :class:`InvalidHandshake` if the peer closes first or the head is
+    larger than ``max_size``, and :class:`OpenTimeout` at ``deadline``.
+    """
+    buf = bytearray()
+    while True:
+        sock.settimeout(remaining(deadline))
+        try:
+            chunk = sock.recv(4096)
+        except socket.timeout as exc:
+            raise OpenTimeout("timed out waiting for the HTTP handshake") from exc
+        if not chunk:
+            raise InvalidHandshake("connection closed during the HTTP handshake")
+        start = max(0, len(buf) - 3)
+        buf += chunk
+        end = find_head_end(buf[start:] if start else buf, None)
+        if end >= 0:
+            end += start
+            if max_size is not None and end > max_size:
+                raise InvalidHandshake("HTTP headers too large", status=431)
+            return bytes(buf[:end]), bytes(buf[end:])
+        if max_size is not None and len(buf) > max_size:
+            raise InvalidHandshake("HTTP headers too large", status=431)

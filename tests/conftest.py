@@ -1,0 +1,47 @@
+"""Shared fixtures: servers on port 0, and a check that no thread of ours leaks."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, List
+
+import pytest
+from helpers import our_threads, wait_for
+
+import simplews
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fail a test that leaves a simplews thread running after it ends."""
+    before = set(our_threads())
+    yield
+    assert wait_for(lambda: not (set(our_threads()) - before), timeout=10), [
+        t.name for t in set(our_threads()) - before
+    ]
+
+
+def _echo(ws: simplews.Connection, message: Any) -> None:
+    ws.send(message)
+
+
+@pytest.fixture
+def echo_server() -> Iterator[simplews.Server]:
+    """A simplews echo server on 127.0.0.1, any port, unlimited message size."""
+    with simplews.serve(on_message=_echo, port=0, max_message_size=None) as server:
+        yield server
+
+
+@pytest.fixture
+def server_factory() -> Iterator[Callable[..., simplews.Server]]:
+    """Start servers with given options on port 0; all shut down after the test."""
+    servers: List[simplews.Server] = []
+
+    def start(handler: Any = None, **kwargs: Any) -> simplews.Server:
+        kwargs.setdefault("port", 0)
+        server = simplews.serve(handler, **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
