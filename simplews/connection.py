@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import logging
 import secrets
+import select
 import socket
 import ssl
 import struct
@@ -41,6 +42,13 @@ _READ_SIZE = 256 * 1024
 
 _TIMEOUT_ERRORS = (BlockingIOError, socket.timeout, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 _timeval = struct.Struct("@ll")
+
+
+def _poll_in(sock: socket.socket, timeout: float) -> bool:
+    """Whether ``sock`` becomes readable within ``timeout`` seconds."""
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(int(timeout * 1000) + (1 if timeout else 0)))
 
 
 class _ReadTimeout(Exception):
@@ -444,6 +452,9 @@ class Connection:
             timeo = deadline - time.monotonic()
             if timeo <= 0:
                 raise _ReadTimeout()
+        # SSL_read ignores SO_RCVTIMEO (CPython retries it forever): wait for bytes with poll()
+        if self._is_tls and timeo and not sock.pending() and not _poll_in(sock, 0.0 if nonblocking else timeo):
+            raise _ReadTimeout()
         if timeo != self._rcvtimeo:
             self._set_timeo(socket.SO_RCVTIMEO, timeo)
             self._rcvtimeo = timeo

@@ -10,9 +10,9 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
-from . import handshake
+from . import fanout, handshake
 from .connection import (
     DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_MAX_QUEUE,
@@ -20,10 +20,10 @@ from .connection import (
     DEFAULT_PING_TIMEOUT,
     Connection,
 )
-from .exceptions import ConnectionClosed, InvalidHandshake, NegotiationError, OpenTimeout, WebSocketError
+from .exceptions import InvalidHandshake, NegotiationError, OpenTimeout, WebSocketError
 from .handlers import OnClose, OnError, OnMessage, OnOpen, resolve_handler, run_connection
 from .handshake import Headers, Request, Response
-from .protocol import DEFAULT_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, Protocol
+from .protocol import DEFAULT_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, Protocol, State
 from .transport import read_head
 
 __all__ = ["Server", "serve", "DEFAULT_THREAD_STACK_SIZE"]
@@ -32,9 +32,18 @@ logger = logging.getLogger("simplews")
 
 #: Stack size for connection threads: enough for ordinary handler code, and
 #: small enough that thousands of idle connections reserve little memory.
+#: Stack pages are only committed when touched, so an idle connection costs
+#: far less resident memory than this (see tests/server/test_many.py).
 DEFAULT_THREAD_STACK_SIZE = 512 * 1024
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 _stack_lock = threading.Lock()
+#: how long a client refused with 503 may take to read the answer before it is closed
+_LINGER_TIME = 2.0
+_MAX_LINGERING = 256
+
+
+class _Interrupted(BaseException):
+    """Internal: SIGINT or SIGTERM arrived in :meth:`Server.serve_forever`."""
 
 ProcessRequest = Callable[[Request], Optional[Union[Response, Tuple[int, Any, Any]]]]
 SelectSubprotocol = Callable[[Request, Sequence[str]], Optional[str]]
@@ -109,6 +118,7 @@ class Server:
         self._accept_thread: Optional[threading.Thread] = None
         self._stopping = threading.Event()
         self._stopped = threading.Event()
+        self._lingering: Dict[int, Tuple[socket.socket, float]] = {}
         self._wake_r, self._wake_w = socket.socketpair()
         self.unix_socket = unix_socket
         self.socket = sock if sock is not None else self._bind(host, port, unix_socket, backlog)
@@ -181,29 +191,49 @@ class Server:
         return self
 
     def serve_forever(self) -> None:
-        """Serve until :meth:`shutdown`, SIGINT or SIGTERM (then shut down gracefully)."""
+        """Serve until :meth:`shutdown`, SIGINT or SIGTERM (then shut down gracefully).
+
+        On the main thread SIGINT and SIGTERM are handled for the duration of
+        the call: both run :meth:`shutdown` (close with 1001, wait up to
+        ``close_timeout``, then force) and make this method return normally.
+        """
         self.start()
-        previous = None
-        main = threading.current_thread() is threading.main_thread()
-        if main:
-            previous = signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=self.shutdown).start())
+        previous: Dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, self._on_signal)
         try:
-            while not self._stopped.wait(0.5):
-                pass
-        except KeyboardInterrupt:
+            while not self._stopping.is_set():
+                self._stopping.wait(0.5)
+        except (_Interrupted, KeyboardInterrupt):
             logger.info("interrupted; shutting down")
         finally:
-            if main and previous is not None:
-                signal.signal(signal.SIGTERM, previous)
             self.shutdown()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        """SIGINT/SIGTERM handler: leave the wait in :meth:`serve_forever` (once)."""
+        if not self._stopping.is_set():
+            raise _Interrupted(signum)
 
     def shutdown(self, timeout: Optional[float] = None) -> None:
         """Stop accepting, close every connection with 1001 and join every thread.
 
         Waits up to ``timeout`` (default ``close_timeout``) for clients to
-        finish the close handshake, then aborts the rest.
+        finish the close handshake, then aborts the rest. A client that does
+        not read (its writer blocked on a full buffer) does not delay it:
+        close frames are written without blocking. Safe to call twice and
+        from several threads; later calls wait for the first to finish.
         """
-        self._stopping.set()
+        with self._lock:
+            first = not self._stopping.is_set()
+            self._stopping.set()
+        if not first:
+            self._stopped.wait()
+            return
+        wait = self.close_timeout if timeout is None else timeout
+        deadline = time.monotonic() + (wait if wait is not None else 3600.0)
         try:
             self._wake_w.send(b"x")
         except OSError:
@@ -216,11 +246,11 @@ class Server:
             conns = list(self._connections)
             pending = list(self._pending)
         for sock in pending:
-            _shutdown_socket(sock)
-        for conn in conns:
-            conn._start_close(1001, "server shutting down")
-        wait = self.close_timeout if timeout is None else timeout
-        deadline = time.monotonic() + (wait if wait is not None else 3600.0)
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes its thread, which closes it
+            except OSError:
+                pass
+        fanout.fan_out(conns, _close_frame_1001, deadline, lambda conn, partial: conn._terminate())
         for thread in self._thread_snapshot():
             thread.join(max(0.0, deadline - time.monotonic()))
         for conn in self.connections:
@@ -252,23 +282,45 @@ class Server:
     def __exit__(self, *exc: Any) -> None:
         self.shutdown()
 
-    def broadcast(self, message: Union[str, bytes], *, exclude: Optional[Iterable[Connection]] = None) -> int:
+    def broadcast(
+        self,
+        message: Union[str, bytes],
+        exclude: Optional[Iterable[Connection]] = None,
+        *,
+        timeout: Optional[float] = fanout.DEFAULT_BROADCAST_TIMEOUT,
+    ) -> int:
         """Send ``message`` to every open connection but ``exclude``; return how many got it.
 
-        A client that cannot take the message (closed, or its send timed out)
-        is skipped and does not stop delivery to the others.
+        No client can hold up the others: the message is encoded once (per
+        compression setting), written to each socket without blocking, and
+        the rest owed to slow clients is written as their sockets drain, all
+        from this thread. A client that has not taken the whole message within
+        ``timeout`` seconds (in total, not per client) is too slow: it is
+        closed with code 1008 and not counted. A client whose connection is
+        closing, or whose write lock another thread holds for the whole
+        ``timeout`` (e.g. a handler blocked in ``send()``), is skipped and not
+        counted. Never raises for a client's failure; a message that cannot be
+        sent at all (wrong type) raises ``TypeError`` before anything is sent.
         """
+        shared = fanout.encode_for_all(message, self.frame_size)
         skip = set(exclude or ())
-        count = 0
-        for conn in self.connections:
-            if conn in skip:
-                continue
-            try:
-                conn.send(message)
-            except (ConnectionClosed, WebSocketError, OSError):
-                continue
-            count += 1
-        return count
+        conns = [conn for conn in self.connections if conn not in skip]
+
+        def prepare(conn: Connection) -> Optional[bytes]:
+            with conn._state_lock:
+                protocol = conn.protocol
+                if protocol.state is not State.OPEN:
+                    return None
+                pending = protocol.data_to_send() if protocol.has_pending else []
+                if protocol.extension is None and protocol.frame_size == self.frame_size:
+                    frames: List[Any] = [shared]
+                else:
+                    frames = protocol.send_message(message)
+            buffers = pending + frames
+            return shared if len(buffers) == 1 and buffers[0] is shared else b"".join(bytes(b) for b in buffers)
+
+        deadline = time.monotonic() + (timeout if timeout is not None else 3600.0)
+        return len(fanout.fan_out(conns, prepare, deadline, fanout.abort_slow))
 
     # --- accepting ----------------------------------------------------------------------
 
@@ -277,42 +329,95 @@ class Server:
         poller = select.poll()
         poller.register(self.socket, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
-        while not self._stopping.is_set():
-            try:
-                ready = poller.poll()
-            except InterruptedError:  # pragma: no cover
-                continue
-            if self._stopping.is_set():
-                return
-            if not any(fd == self.socket.fileno() for fd, _ in ready):
-                continue
-            try:
-                client, addr = self.socket.accept()
-            except OSError as exc:
+        listen_fd = self.socket.fileno()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    ready = poller.poll(self._linger_wait())
+                except InterruptedError:  # pragma: no cover
+                    continue
                 if self._stopping.is_set():
                     return
-                logger.warning("accept failed: %s", exc)
-                time.sleep(0.01)  # e.g. EMFILE: do not spin
-                continue
-            logger.debug("accepted %s", addr)
-            if self.max_connections is not None and self._live_count() >= self.max_connections:
-                self._reject_busy(client)
-                continue
-            self._spawn(client, addr)
+                for fd, _ in ready:
+                    if fd in self._lingering:
+                        self._drain_lingering(fd, poller)
+                self._expire_lingering(poller)
+                if not any(fd == listen_fd for fd, _ in ready):
+                    continue
+                try:
+                    client, addr = self.socket.accept()
+                except OSError as exc:
+                    if self._stopping.is_set():
+                        return
+                    logger.warning("accept failed: %s", exc)
+                    time.sleep(0.01)  # e.g. EMFILE: do not spin
+                    continue
+                logger.debug("accepted %s", addr)
+                if self.max_connections is not None and self._live_count() >= self.max_connections:
+                    self._reject_busy(client, poller)
+                    continue
+                self._spawn(client, addr)
+        finally:
+            for sock, _ in self._lingering.values():
+                _shutdown_socket(sock)
+            self._lingering.clear()
 
     def _live_count(self) -> int:
         with self._lock:
             return len(self._connections) + len(self._pending)
 
-    def _reject_busy(self, client: socket.socket) -> None:
-        """Answer 503 without a thread and close (too many connections)."""
+    def _reject_busy(self, client: socket.socket, poller: Any) -> None:
+        """Answer 503 without a thread (too many connections).
+
+        The socket then lingers, polled by the accept loop, until the client
+        closes or ``_LINGER_TIME`` passes: closing at once with the client's
+        request unread would send a reset that can destroy the 503 in flight.
+        """
         logger.info("rejecting connection: max_connections reached")
         try:
             client.setblocking(False)
             client.send(handshake.build_response(503, [("Retry-After", "1")], b"server busy\n"))
+            client.shutdown(socket.SHUT_WR)
+        except OSError:
+            _shutdown_socket(client)
+            return
+        if len(self._lingering) >= _MAX_LINGERING:
+            oldest = min(self._lingering, key=lambda fd: self._lingering[fd][1])
+            self._close_lingering(oldest, poller)
+        fd = client.fileno()
+        self._lingering[fd] = (client, time.monotonic() + _LINGER_TIME)
+        poller.register(fd, select.POLLIN)
+
+    def _linger_wait(self) -> Optional[int]:
+        """Milliseconds until the next lingering socket expires (``None``: none)."""
+        if not self._lingering:
+            return None
+        first = min(deadline for _, deadline in self._lingering.values())
+        return max(0, int((first - time.monotonic()) * 1000) + 1)
+
+    def _drain_lingering(self, fd: int, poller: Any) -> None:
+        """Discard what a refused client sent; close once it closes."""
+        sock = self._lingering[fd][0]
+        try:
+            if sock.recv(65536):
+                return
+        except (BlockingIOError, InterruptedError):
+            return
         except OSError:
             pass
-        _shutdown_socket(client)
+        self._close_lingering(fd, poller)
+
+    def _expire_lingering(self, poller: Any) -> None:
+        """Close refused clients that had their time to read the 503."""
+        now = time.monotonic()
+        for fd in [fd for fd, (_, deadline) in self._lingering.items() if deadline <= now]:
+            self._close_lingering(fd, poller)
+
+    def _close_lingering(self, fd: int, poller: Any) -> None:
+        """Forget and close one refused client."""
+        sock, _ = self._lingering.pop(fd)
+        poller.unregister(fd)
+        _shutdown_socket(sock)
 
     def _spawn(self, client: socket.socket, addr: Any) -> None:
         """Start the connection's thread with the configured stack size."""
@@ -340,12 +445,20 @@ class Server:
                     conn._start_close(1001, "server shutting down")
                 self._connections.add(conn)
             try:
-                run_connection(conn, self._handler_factory())
+                try:
+                    handler = self._handler_factory()
+                except Exception:
+                    logger.exception("%r: creating the handler failed", conn)
+                    conn.close(1011, "internal error")
+                    return
+                run_connection(conn, handler)
             finally:
+                conn._terminate()  # no-op after a clean close; never leave a socket behind
                 with self._lock:
                     self._connections.discard(conn)
         except Exception:
             logger.exception("unexpected error serving %s", addr)
+            _shutdown_socket(client)
         finally:
             with self._lock:
                 self._pending.discard(client)
@@ -381,9 +494,13 @@ class Server:
     def _upgrade(self, sock: socket.socket, request: Request, leftover: bytes) -> Optional[Connection]:
         """Apply the server's policies to a parsed request and answer it."""
         if self.process_request is not None:
-            answer = self.process_request(request)
-            if answer is not None:
-                response = _as_response(answer)
+            try:
+                answer = self.process_request(request)
+                response = None if answer is None else _as_response(answer)
+            except Exception:
+                logger.exception("process_request failed for %s %s", request.method, request.path)
+                raise InvalidHandshake("internal server error", status=500) from None
+            if response is not None:
                 _send_quietly(sock, handshake.build_response(response.status, response.headers, response.body))
                 logger.info("%s %s -> %d (process_request)", request.method, request.path, response.status)
                 _close_gracefully(sock)
@@ -426,7 +543,11 @@ class Server:
     def _choose_subprotocol(self, request: Request, offered: List[str]) -> Optional[str]:
         """The subprotocol to accept, from the callback or the preference list."""
         if self.select_subprotocol is not None:
-            chosen = self.select_subprotocol(request, offered)
+            try:
+                chosen = self.select_subprotocol(request, offered)
+            except Exception:
+                logger.exception("select_subprotocol failed for %s", request.path)
+                raise InvalidHandshake("internal server error", status=500) from None
             if chosen is not None and chosen not in offered:
                 raise NegotiationError(f"select_subprotocol chose {chosen!r}, which the client did not offer")
             return chosen
@@ -449,6 +570,17 @@ def _as_response(answer: Union[Response, Tuple[int, Any, Any]]) -> Response:
     if isinstance(body, str):
         body = body.encode("utf-8")
     return Response(int(status), Headers(headers or []), bytes(body or b""))
+
+
+def _close_frame_1001(conn: Connection) -> Optional[bytes]:
+    """The bytes that start a connection's close with 1001 (for :func:`fanout.fan_out`)."""
+    with conn._state_lock:
+        protocol = conn.protocol
+        out = protocol.data_to_send() if protocol.has_pending else []
+        out += protocol.send_close(1001, "server shutting down")
+        if protocol.close_sent is not None:
+            conn._arm_close_deadline()
+    return b"".join(bytes(b) for b in out) or None
 
 
 def _send_quietly(sock: socket.socket, data: bytes) -> None:

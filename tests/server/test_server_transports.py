@@ -1,0 +1,144 @@
+"""Point 4: TLS, IPv6 and dual-stack, Unix sockets, a given socket, and immediate rebinding."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+from typing import Any, Iterator, Tuple
+
+import pytest
+import trustme
+import websocket
+from server_raw import read_response
+
+import simplews
+
+
+def echo(ws: simplews.Connection, message: Any) -> None:
+    ws.send(message)
+
+
+@pytest.fixture(scope="module")
+def tls() -> Iterator[Tuple[ssl.SSLContext, ssl.SSLContext, str]]:
+    """(server context, client context, CA file) for 127.0.0.1/localhost."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost", "::1")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    with ca.cert_pem.tempfile() as cafile:
+        yield server_ctx, client_ctx, cafile
+
+
+def test_tls_echo_with_our_client_and_websocket_client(server_factory: Any, tls: Any) -> None:
+    server_ctx, client_ctx, cafile = tls
+    server = server_factory(on_message=echo, ssl_context=server_ctx, process_request=_health)
+    assert server.url.startswith("wss://")
+    with simplews.connect(server.url, ssl_context=client_ctx) as ws:
+        ws.send("secure" * 10_000)
+        assert ws.recv(timeout=10) == "secure" * 10_000
+    wc = websocket.create_connection(server.url, timeout=10, sslopt={"ca_certs": cafile})
+    wc.send("wc")
+    assert wc.recv() == "wc"
+    wc.close()
+    # an HTTPS health check on the same port
+    with client_ctx.wrap_socket(socket.create_connection(("127.0.0.1", server.port), timeout=10),
+                                server_hostname="127.0.0.1") as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock)[0] == 200
+
+
+def test_tls_handshake_failure_does_not_hurt_the_server(server_factory: Any, tls: Any) -> None:
+    server_ctx, client_ctx, _ = tls
+    server = server_factory(on_message=echo, ssl_context=server_ctx)
+    with pytest.raises(simplews.TLSError):
+        simplews.connect(server.url)  # certifi's CAs do not trust the test CA
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # plain HTTP to a TLS port
+        try:
+            answer = sock.recv(100)
+        except ConnectionResetError:
+            answer = b""
+        assert answer == b""  # the server drops it (no TLS), it does not hang
+    with simplews.connect(server.url, ssl_context=client_ctx) as ws:
+        ws.send("fine")
+        assert ws.recv(timeout=10) == "fine"
+
+
+def _health(request: simplews.Request) -> Any:
+    return (200, [], b"ok") if request.path == "/healthz" else None
+
+
+def _ipv6_available() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+needs_ipv6 = pytest.mark.skipif(not _ipv6_available(), reason="no IPv6 loopback")
+
+
+@needs_ipv6
+def test_ipv6_only(server_factory: Any) -> None:
+    server = server_factory(on_message=echo, host="::1")
+    assert server.url == f"ws://[::1]:{server.port}/"
+    with simplews.connect(server.url) as ws:
+        ws.send("six")
+        assert ws.recv(timeout=10) == "six"
+        assert ws.remote_address[0] == "::1"
+
+
+@needs_ipv6
+@pytest.mark.skipif(not socket.has_dualstack_ipv6(), reason="no dual-stack sockets")
+def test_dual_stack(server_factory: Any) -> None:
+    seen = []
+    server = server_factory(on_message=echo, host="::", on_open=lambda ws: seen.append(ws.request.remote_address[0]))
+    for host in ("127.0.0.1", "[::1]"):
+        with simplews.connect(f"ws://{host}:{server.port}/") as ws:
+            ws.send(host)
+            assert ws.recv(timeout=10) == host
+    assert seen == ["::ffff:127.0.0.1", "::1"]
+
+
+def test_unix_socket(server_factory: Any, tmp_path: Any) -> None:
+    path = str(tmp_path / "ws.sock")
+    server = server_factory(on_message=echo, unix_socket=path)
+    with simplews.connect("ws://localhost/feed", unix_socket=path) as ws:
+        ws.send("local")
+        assert ws.recv(timeout=10) == "local"
+    server.shutdown()
+    assert not os.path.exists(path)
+
+
+def test_given_socket(server_factory: Any) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = server_factory(on_message=echo, sock=sock)
+    assert server.port == port
+    with simplews.connect(f"ws://127.0.0.1:{port}/") as ws:
+        ws.send("given")
+        assert ws.recv(timeout=10) == "given"
+    server.shutdown()
+    assert sock.fileno() == -1  # the server owns and closes it
+
+
+def test_restart_on_the_same_port_at_once() -> None:
+    server = simplews.serve(on_message=echo, port=0)
+    port = server.port
+    try:
+        for _ in range(3):  # each round leaves server-side connections in TIME_WAIT
+            with simplews.connect(server.url) as ws:
+                ws.send("x")
+                assert ws.recv(timeout=10) == "x"
+            server.shutdown()
+            server = simplews.serve(on_message=echo, port=port)
+            assert server.port == port
+    finally:
+        server.shutdown()
