@@ -21,7 +21,7 @@ def describe(ws: simplews.Connection) -> tuple:
 
 
 def test_request_in_every_callback_style(server_factory: Any) -> None:
-    seen: "queue.Queue[tuple]" = queue.Queue()
+    seen: queue.Queue[tuple] = queue.Queue()
 
     class PerConnection:
         def on_open(self, ws: simplews.Connection) -> None:
@@ -45,7 +45,7 @@ def test_request_in_every_callback_style(server_factory: Any) -> None:
 
 
 def test_request_remote_address_is_the_client(server_factory: Any) -> None:
-    addrs: "queue.Queue[Any]" = queue.Queue()
+    addrs: queue.Queue[Any] = queue.Queue()
     server = server_factory(on_open=lambda ws: addrs.put(ws.request.remote_address))
     with simplews.connect(server.url) as ws:
         assert addrs.get(timeout=10) == ws.local_address
