@@ -31,6 +31,9 @@ from .protocol import Close, Message, Ping, Pong, Protocol, State
 __all__ = ["Connection", "DEFAULT_CLOSE_TIMEOUT", "DEFAULT_PING_INTERVAL", "DEFAULT_PING_TIMEOUT"]
 
 logger = logging.getLogger("simplews")
+# Quiet by default (this module is imported by everything that logs): without it
+# Python's last-resort handler would print our warnings and errors to stderr.
+logger.addHandler(logging.NullHandler())
 
 DEFAULT_PING_INTERVAL = 20.0
 DEFAULT_PING_TIMEOUT = 20.0

@@ -1,0 +1,87 @@
+"""Point 7: a thousand concurrent connections on one server, one thread each, all echo, all close."""
+
+from __future__ import annotations
+
+import resource
+import socket
+import struct
+from typing import Any, List, Tuple
+
+import pytest
+from helpers import our_threads, wait_for
+from server_raw import client_frame, read_frame, read_response, upgrade_request
+
+import simplews
+
+N = 1000
+
+
+def vm_rss_kib() -> int:
+    """This process's resident memory (Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+@pytest.fixture
+def enough_fds() -> Any:
+    """Both ends of N connections live in this process: raise the soft fd limit if needed."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = 2 * N + 200
+    if soft < need:
+        if hard != resource.RLIM_INFINITY and hard < need:
+            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {need}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.timeout(300)
+def test_a_thousand_concurrent_connections(enough_fds: Any, capsys: Any) -> None:
+    closes: List[int] = []
+    rss_before = vm_rss_kib()
+    server = simplews.serve(
+        on_message=lambda ws, m: ws.send(m), on_close=lambda ws, code, reason: closes.append(code),
+        port=0, compression=None, ping_interval=None, backlog=N,
+    )
+    conns: List[Tuple[socket.socket, bytearray]] = []
+    try:
+        for _ in range(N):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+            sock.sendall(upgrade_request())
+            conns.append((sock, bytearray()))
+        for sock, buf in conns:
+            status, _, rest = read_response(sock)
+            assert status == 101
+            buf += rest
+        assert wait_for(lambda: len(server.connections) == N, timeout=60)
+        per_conn = (vm_rss_kib() - rss_before) / N
+        threads = our_threads()
+        # one thread per connection, plus the accept thread and the process-wide keepalive thread
+        assert len([t for t in threads if t.name.startswith("simplews-conn")]) == N
+        assert len(threads) <= N + 2
+        for i, (sock, _) in enumerate(conns):
+            sock.sendall(client_frame(f"echo {i}".encode()))
+        for i, (sock, buf) in enumerate(conns):
+            assert read_frame(sock, buf) == (0x1, f"echo {i}".encode())
+        for sock, _ in conns:
+            sock.sendall(client_frame(struct.pack("!H", 1000) + b"bye", opcode=0x8))
+        for sock, buf in conns:
+            assert read_frame(sock, buf) == (0x8, struct.pack("!H", 1000) + b"bye")
+            assert read_frame(sock, buf) is None  # the server then closes TCP
+        assert wait_for(lambda: len(closes) == N, timeout=60)
+        assert set(closes) == {1000} and server.connections == []
+        with capsys.disabled():
+            print(f"\n{N} idle connections: {per_conn:.1f} KiB resident each "
+                  f"(thread stack size {server.thread_stack_size // 1024} KiB)")
+    finally:
+        for sock, _ in conns:
+            sock.close()
+        server.shutdown()
+
+
+def test_thread_stack_size_is_checked() -> None:
+    with pytest.raises(ValueError):
+        simplews.Server(port=0, thread_stack_size=1024)
