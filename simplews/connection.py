@@ -456,8 +456,9 @@ class Connection:
             if timeo <= 0:
                 raise _ReadTimeout()
         # SSL_read ignores SO_RCVTIMEO (CPython retries it forever): wait for bytes with poll()
-        if self._is_tls and timeo and not sock.pending() and not _poll_in(sock, 0.0 if nonblocking else timeo):
-            raise _ReadTimeout()
+        if self._is_tls and timeo and not sock.pending():  # type: ignore[attr-defined]
+            if not _poll_in(sock, 0.0 if nonblocking else timeo):
+                raise _ReadTimeout()
         if timeo != self._rcvtimeo:
             self._set_timeo(socket.SO_RCVTIMEO, timeo)
             self._rcvtimeo = timeo

@@ -143,9 +143,9 @@ def fan_out(conns: Iterable[Connection], prepare: Prepare, deadline: float, on_s
         if flying:
             wait = min(left, _WAIT_SLICE) if waiting else left
             for fd, _ in poller.poll(max(1, int(wait * 1000))):
-                out = flying.get(fd)
-                if out is not None:
-                    finish(out, _advance(out))
+                ready = flying.get(fd)
+                if ready is not None:
+                    finish(ready, _advance(ready))
         else:
             time.sleep(min(left, _WAIT_SLICE))
     for out in list(flying.values()):

@@ -206,8 +206,8 @@ class Server:
         self.start()
         previous: Dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                previous[signum] = signal.signal(signum, self._on_signal)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, self._on_signal)
         try:
             while not self._stopping.is_set():
                 self._stopping.wait(0.5)
