@@ -478,11 +478,13 @@ class Connection:
         sock = self.sock
         try:
             if self._is_tls:
-                self._set_timeo(socket.SO_SNDTIMEO, 0.05)
-                try:
-                    sock.sendall(data)
-                finally:
-                    self._set_timeo(socket.SO_SNDTIMEO, self.send_timeout or 0.0)
+                # SSL_write ignores SO_SNDTIMEO (CPython retries it forever): write only if poll()
+                # reports room, which a small frame then always fits
+                poller = select.poll()
+                poller.register(sock.fileno(), select.POLLOUT)
+                if not poller.poll(0):
+                    return False
+                sock.sendall(data)
                 return True
             sent = sock.send(data, socket.MSG_DONTWAIT)
         except _TIMEOUT_ERRORS:

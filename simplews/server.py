@@ -373,13 +373,16 @@ class Server:
             return len(self._connections) + len(self._pending)
 
     def _reject_busy(self, client: socket.socket, poller: Any) -> None:
-        """Answer 503 without a thread (too many connections).
+        """Answer 503 without a thread (too many connections); over TLS, just close.
 
         The socket then lingers, polled by the accept loop, until the client
         closes or ``_LINGER_TIME`` passes: closing at once with the client's
         request unread would send a reset that can destroy the 503 in flight.
         """
         logger.info("rejecting connection: max_connections reached")
+        if self.ssl_context is not None:  # a TLS client cannot read a plain-text 503: just close
+            _shutdown_socket(client)
+            return
         try:
             client.setblocking(False)
             client.send(handshake.build_response(503, [("Retry-After", "1")], b"server busy\n"))
@@ -447,6 +450,7 @@ class Server:
                 return
             with self._lock:
                 self._pending.discard(client)
+                self._pending.discard(conn.sock)  # the TLS socket, which replaced client there
                 if self._stopping.is_set():
                     conn._start_close(1001, "server shutting down")
                 self._connections.add(conn)
@@ -489,13 +493,23 @@ class Server:
             logger.info("handshake with %s failed: %s", addr, exc)
             _send_quietly(sock, handshake.build_reject(exc))
             _close_gracefully(sock)
+            self._forget_pending(sock)
             return None
         except (OpenTimeout, socket.timeout):
             logger.info("handshake with %s timed out", addr)
         except (OSError, ssl.SSLError, WebSocketError) as exc:
             logger.info("handshake with %s failed: %s", addr, exc)
+        except BaseException:
+            self._forget_pending(sock)
+            raise
         _shutdown_socket(sock)
+        self._forget_pending(sock)
         return None
+
+    def _forget_pending(self, sock: socket.socket) -> None:
+        """The handshake on ``sock`` (maybe the TLS socket that replaced the accepted one) is over."""
+        with self._lock:
+            self._pending.discard(sock)
 
     def _upgrade(self, sock: socket.socket, request: Request, leftover: bytes) -> Optional[Connection]:
         """Apply the server's policies to a parsed request and answer it."""

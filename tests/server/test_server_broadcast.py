@@ -20,17 +20,17 @@ def test_connections_is_a_snapshot(server_factory: Any) -> None:
     server = server_factory()
     clients = [simplews.connect(server.url) for _ in range(3)]
     try:
-        assert wait_for(lambda: len(server.connections) == 3)
+        assert wait_for(lambda: len(server.connections) == 3, timeout=20)
         snapshot = server.connections
         snapshot.clear()
         assert len(server.connections) == 3
         assert {c.remote_address for c in server.connections} == {c.local_address for c in clients}
         clients[0].close()
-        assert wait_for(lambda: len(server.connections) == 2)
+        assert wait_for(lambda: len(server.connections) == 2, timeout=20)
     finally:
         for ws in clients:
             ws.close()
-    assert wait_for(lambda: server.connections == [])
+    assert wait_for(lambda: server.connections == [], timeout=20)
 
 
 def test_broadcast_reaches_every_kind_of_client_and_counts(server_factory: Any) -> None:
@@ -39,7 +39,7 @@ def test_broadcast_reaches_every_kind_of_client_and_counts(server_factory: Any) 
     deflated = simplews.connect(server.url, compression="deflate")
     wc = websocket.create_connection(server.url, timeout=10)
     try:
-        assert wait_for(lambda: len(server.connections) == 3)
+        assert wait_for(lambda: len(server.connections) == 3, timeout=20)
         for message in ["tick", "é" * 10_000, b"\x00\xff" * 20_000, ""]:
             assert server.broadcast(message) == 3
             assert plain.recv(timeout=10) == message
@@ -59,7 +59,7 @@ def test_broadcast_reaches_every_kind_of_client_and_counts(server_factory: Any) 
 def test_broadcast_rejects_a_bad_message_before_sending(server_factory: Any) -> None:
     server = server_factory()
     with simplews.connect(server.url) as ws:
-        assert wait_for(lambda: len(server.connections) == 1)
+        assert wait_for(lambda: len(server.connections) == 1, timeout=20)
         with pytest.raises(TypeError):
             server.broadcast(12345)  # type: ignore[arg-type]
         assert server.broadcast("after") == 1
@@ -114,7 +114,7 @@ def test_slow_client_never_blocks_the_others(server_factory: Any) -> None:
     slow = never_reading_client(server.port)
     normal = [open_raw(server.port) for _ in range(3)]
     try:
-        assert wait_for(lambda: len(server.connections) == 4)
+        assert wait_for(lambda: len(server.connections) == 4, timeout=20)
         sent: List[bytes] = []
         counts = []
         for i in range(200):
@@ -154,7 +154,7 @@ def test_dead_client_is_skipped(server_factory: Any) -> None:
     alive = [simplews.connect(server.url) for _ in range(2)]
     dead, _ = open_raw(server.port)
     try:
-        assert wait_for(lambda: len(server.connections) == 3)
+        assert wait_for(lambda: len(server.connections) == 3, timeout=20)
         dead.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         dead.close()  # reset, no close frame
         counts = [server.broadcast("x" * 100_000) for _ in range(3)]

@@ -34,7 +34,7 @@ def test_accept_handshake_failure_and_close_are_logged(server_factory: Any, capl
         ws.send("close please")
         with pytest.raises(simplews.ConnectionClosed):
             ws.recv(timeout=10)
-    assert wait_for(lambda: "code=4000" in messages(caplog, logging.INFO))
+    assert wait_for(lambda: "code=4000" in messages(caplog, logging.INFO), timeout=20)
     debug, info = messages(caplog, logging.DEBUG), messages(caplog, logging.INFO)
     assert "accepted ('127.0.0.1'" in debug
     assert "failed: this is a WebSocket endpoint" in info  # the 426, with its reason

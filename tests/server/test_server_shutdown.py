@@ -23,7 +23,7 @@ def test_shutdown_closes_everyone_with_1001_and_stops_accepting() -> None:
     closes: List[int] = []
     server = simplews.serve(on_message=lambda ws, m: ws.send(m), on_close=lambda ws, c, r: closes.append(c), port=0)
     clients = [simplews.connect(server.url) for _ in range(5)]
-    assert wait_for(lambda: len(server.connections) == 5)
+    assert wait_for(lambda: len(server.connections) == 5, timeout=20)
     server.shutdown(timeout=10)
     for ws in clients:
         with pytest.raises(simplews.ConnectionClosedOK) as info:
@@ -39,12 +39,12 @@ def test_shutdown_forces_clients_that_never_answer_the_close() -> None:
     server = simplews.serve(port=0)
     silent, buf = open_raw(server.port)  # reads, but never sends its close frame back
     polite = simplews.connect(server.url)
-    assert wait_for(lambda: len(server.connections) == 2)
+    assert wait_for(lambda: len(server.connections) == 2, timeout=20)
     server.shutdown(timeout=0.5)
     opcode, payload = read_frame(silent, buf)
     assert opcode == 0x8 and struct.unpack("!H", payload[:2])[0] == 1001
     assert read_frame(silent, buf) is None  # then the server closed TCP: forced
-    assert polite.closed or wait_for(lambda: polite.closed)
+    assert wait_for(lambda: polite.closed, timeout=30)
     silent.close()
 
 
@@ -66,7 +66,7 @@ def test_shutdown_is_not_blocked_by_a_client_that_never_reads() -> None:
     flooded.sendall(b"\x81\x88\x00\x00\x00\x00flood me")
     others = [simplews.connect(server.url) for _ in range(3)]
     assert stuck.wait(10)
-    assert wait_for(lambda: len(server.connections) == 4)
+    assert wait_for(lambda: len(server.connections) == 4, timeout=20)
     done = threading.Event()
     thread = threading.Thread(target=lambda: (server.shutdown(timeout=1.0), done.set()))
     thread.start()
@@ -89,7 +89,7 @@ def test_shutdown_twice_and_from_two_threads() -> None:
         t.join(30)
     assert not any(t.is_alive() for t in threads)
     server.shutdown()
-    assert wait_for(lambda: ws.closed) and ws.close_code == 1001
+    assert wait_for(lambda: ws.closed, timeout=30) and ws.close_code == 1001
 
 
 def test_shutdown_from_inside_a_handler() -> None:
@@ -105,7 +105,7 @@ def test_shutdown_drops_handshakes_in_progress() -> None:
     server = simplews.serve(port=0, handshake_timeout=60)
     half = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     half.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
-    assert wait_for(lambda: server._live_count() == 1)
+    assert wait_for(lambda: server._live_count() == 1, timeout=20)
     server.shutdown(timeout=5)
     try:
         assert half.recv(100) == b""
