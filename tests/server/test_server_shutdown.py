@@ -122,7 +122,8 @@ SERVER_SCRIPT = textwrap.dedent(
     server = simplews.Server(on_message=lambda ws, m: ws.send(m), port=0, close_timeout=5)
     print(server.url, flush=True)
     server.serve_forever()
-    print("clean exit", flush=True)
+    import threading
+    print("clean exit", [t.name for t in threading.enumerate()], flush=True)
     """
 )
 
@@ -147,7 +148,7 @@ def test_signals_shut_serve_forever_down_gracefully(signum: int) -> None:
             assert info.value.code == 1001
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
-        assert out.strip() == "clean exit" and err == ""
+        assert out.strip() == "clean exit ['MainThread']" and err == ""
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-from typing import Any, Iterator, Tuple
+from typing import Any, Iterator, List, Tuple
 
 import pytest
 import trustme
 import websocket
+from helpers import wait_for
 from server_raw import read_response
 
 import simplews
@@ -91,6 +92,31 @@ def test_tls_connections_count_once_and_shut_down_with_1001(tls: Any) -> None:
         with pytest.raises(simplews.ConnectionClosedOK) as info:
             ws.recv(timeout=10)
         assert info.value.code == 1001
+
+
+@pytest.mark.timeout(30)
+def test_tls_reads_honour_their_timeout(server_factory: Any, tls: Any) -> None:
+    """SSL reads ignore SO_RCVTIMEO in CPython; recv(timeout=) must still time out, on both sides
+    (the keepalive thread's reads of idle connections take the same path)."""
+    server_ctx, client_ctx, _ = tls
+    results: List[Any] = []
+
+    def handler(ws: simplews.Connection) -> None:
+        try:
+            ws.recv(timeout=0.2)  # the client sends nothing until it has timed out itself
+        except simplews.WebSocketTimeout as exc:
+            results.append(exc)
+        for message in ws:
+            ws.send(message)
+
+    server = server_factory(handler, ssl_context=server_ctx, ping_interval=None)  # no traffic at all
+    with simplews.connect(server.url, ssl_context=client_ctx, ping_interval=None) as ws:
+        with pytest.raises(simplews.WebSocketTimeout):
+            ws.recv(timeout=0.2)
+        assert wait_for(lambda: len(results) == 1, timeout=20)
+        assert ws.ping().wait(10)  # pongs still flow over the connection
+        ws.send("still open")
+        assert ws.recv(timeout=10) == "still open"
 
 
 def _health(request: simplews.Request) -> Any:
