@@ -13,7 +13,7 @@ import ssl
 import sys
 import threading
 import time
-from typing import Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 from urllib.parse import unquote, urljoin, urlsplit
 
 from . import handshake
@@ -37,6 +37,9 @@ from .handlers import OnClose, OnError, OnMessage, OnOpen, resolve_handler, run_
 from .handshake import HeaderLike, Headers
 from .protocol import DEFAULT_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, Protocol
 from .transport import default_ssl_context, open_tcp, read_head, remaining, wrap_tls
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .deflate import DeflateConfig
 
 __all__ = ["connect", "Client", "WebSocketURI", "parse_uri"]
 
@@ -185,7 +188,7 @@ def connect(
     origin: Optional[str] = None,
     headers: Optional[HeaderLike] = None,
     user_agent: Optional[str] = "default",
-    compression: Optional[str] = "deflate",
+    compression: Union[str, DeflateConfig, None] = "deflate",
     open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
     close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
     ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
@@ -215,11 +218,13 @@ def connect(
     closes the connection with 1011. Limits: ``max_message_size`` (incoming,
     after decompression), ``frame_size`` (outgoing fragmentation),
     ``max_queue`` (messages read ahead while nobody calls ``recv()``).
-    ``compression="deflate"`` offers permessage-deflate; ``None`` turns it off.
+    ``compression="deflate"`` offers permessage-deflate; ``None`` turns it off; a
+    :class:`~simplews.DeflateConfig` sets its parameters, memory use and threshold.
     """
     uri = parse_uri(url)
-    if compression not in (None, "deflate"):
-        raise ValueError(f"unsupported compression {compression!r}: use 'deflate' or None")
+    from .deflate import resolve_config
+
+    compression = resolve_config(compression, is_client=True)
     deadline = None if open_timeout is None else time.monotonic() + open_timeout
     for _ in range(max_redirects + 1):
         try:
@@ -296,12 +301,11 @@ def _handshake(sock: socket.socket, uri: WebSocketURI, deadline: Optional[float]
     if uri.username is not None and "Authorization" not in extra:
         cred = f"{uri.username}:{uri.password or ''}".encode()
         extra.add("Authorization", "Basic " + base64.b64encode(cred).decode("ascii"))
-    deflate_config = None
+    deflate_config = opts["compression"]  # a DeflateConfig checked by connect(), or None
     offer = None
-    if opts["compression"] == "deflate":
+    if deflate_config is not None:
         from . import deflate
 
-        deflate_config = deflate.DeflateConfig()
         offer = deflate.client_offer(deflate_config)
     key = handshake.generate_key()
     request = handshake.build_request(
@@ -410,6 +414,10 @@ class Client:
         **connect_options: Any,
     ) -> None:
         parse_uri(url)
+        if "compression" in connect_options:
+            from .deflate import resolve_config
+
+            resolve_config(connect_options["compression"], is_client=True)  # fail here, not at each reconnect
         self.url = url
         self._handler_factory = resolve_handler(
             handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error
