@@ -231,8 +231,10 @@ def test_their_client_offers_our_server(our_server: simplews.Server, params: Tup
 
 @pytest.mark.parametrize(
     "our_server",
-    [DeflateConfig(server_no_context_takeover=s, client_no_context_takeover=c, server_max_window_bits=sb, client_max_window_bits=cb)
-     for s, c, sb, cb in OUR_CONFIGS],
+    [
+        DeflateConfig(server_no_context_takeover=s, client_no_context_takeover=c, server_max_window_bits=sb, client_max_window_bits=cb)
+        for s, c, sb, cb in OUR_CONFIGS
+    ],
     ids=[_server_factory_id(p) for p in OUR_CONFIGS],
     indirect=True,
 )

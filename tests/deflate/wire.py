@@ -26,19 +26,24 @@ class FrameInfo:
     rsv1: bool
     opcode: int
     length: int
+    header: int = 2
+
+    @property
+    def size(self) -> int:
+        """Header plus payload bytes."""
+        return self.header + self.length
 
 
-def parse_frames(stream: bytes) -> List[FrameInfo]:
-    """Split a captured byte stream (after the HTTP head) into frame headers."""
-    start = stream.find(b"\r\n\r\n")
-    pos = start + 4 if start >= 0 else 0
+def parse_frames(stream: bytes, *, after_head: bool = True) -> List[FrameInfo]:
+    """Split a captured byte stream (after the HTTP head, unless ``after_head`` is false) into frame headers."""
+    pos = stream.index(b"\r\n\r\n") + 4 if after_head else 0
     frames = []
     while True:
         header = parse_header(stream, pos)
         if header is None:
             return frames
         fin, rsv1, _rsv2, _rsv3, opcode, _masked, length, size = header
-        frames.append(FrameInfo(fin, rsv1, opcode, length))
+        frames.append(FrameInfo(fin, rsv1, opcode, length, size))
         pos += size + length
 
 
@@ -186,7 +191,7 @@ class RawClient:
                 if len(self.buf) >= size + length:
                     payload = bytes(self.buf[size : size + length])
                     del self.buf[: size + length]
-                    return FrameInfo(fin, rsv1, opcode, length), payload
+                    return FrameInfo(fin, rsv1, opcode, length, size), payload
             chunk = self.sock.recv(1 << 20)
             if not chunk:
                 raise EOFError("connection closed by the server")
