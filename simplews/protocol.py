@@ -367,6 +367,8 @@ class Protocol:
             opcode = _BINARY if text is False else _TEXT
         elif isinstance(data, (bytes, bytearray, memoryview)):
             payload = data
+            if isinstance(data, memoryview) and data.nbytes != len(data):
+                payload = data.cast("B")  # len() counts items, frame lengths count bytes
             if text:
                 try:
                     codecs.decode(payload, "utf-8")

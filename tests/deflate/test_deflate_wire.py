@@ -6,6 +6,7 @@ frames built byte by byte."""
 
 from __future__ import annotations
 
+import array
 import base64
 import random
 import socket
@@ -187,6 +188,44 @@ def test_offers_with_bad_parameters_are_declined(echo_server: simplews.Server, r
     ws2 = RawClient(echo_server.port, ", ".join(offers[:-1]))
     raw_clients.append(ws2)
     assert ws2.status == 101 and ws2.extensions is None  # nothing acceptable: connect without it
+
+
+def test_offers_over_several_header_lines(echo_server: simplews.Server, raw_clients: List[RawClient]) -> None:
+    lines = ["x-unknown, permessage-deflate; server_max_window_bits=0", "permessage-deflate; server_max_window_bits=11"]
+    ws = RawClient(echo_server.port, lines)
+    raw_clients.append(ws)
+    assert ws.extensions == "permessage-deflate; server_max_window_bits=11"
+    peer = DeflatePeer(ws.extensions)
+    send_message(ws, TEXT, compressible(10_000), peer=peer)
+    assert recv_message(ws, peer)[1:3] == (compressible(10_000), True)
+
+
+def test_callback_client_passes_a_config_through(server_factory: Callable[..., simplews.Server]) -> None:
+    server = server_factory(on_message=lambda ws, m: ws.send(m))
+    config = simplews.DeflateConfig(client_no_context_takeover=True, client_max_window_bits=10, server_max_window_bits=11)
+    got: List[Any] = []
+    data = compressible(50_000).decode()
+
+    def on_message(ws: simplews.Connection, message: Any) -> None:
+        got.append((message, ws.protocol.extension))
+        ws.close()
+
+    client = simplews.Client(server.url, on_open=lambda ws: ws.send(data), on_message=on_message, compression=config)
+    client.run_forever()
+    ((message, extension),) = got
+    assert message == data
+    assert (extension.local_no_context_takeover, extension.local_max_window_bits, extension.remote_max_window_bits) == (True, 10, 11)
+
+
+@pytest.mark.parametrize("compression", ["deflate", None])
+def test_memoryview_of_wide_items_is_sent_as_its_bytes(server_factory: Callable[..., simplews.Server], compression: Any) -> None:
+    """Threshold and frame lengths count bytes, not items (array('i') views, below and above the threshold)."""
+    server = server_factory(on_message=lambda ws, m: ws.send(m), compression=compression)
+    with simplews.connect(server.url, compression=compression) as ws:
+        for items in (3, 10, 5000):
+            data = array.array("i", range(items))
+            ws.send(memoryview(data))
+            assert ws.recv(timeout=10) == data.tobytes()
 
 
 def test_threshold_and_config_on_the_wire(server_factory: Callable[..., simplews.Server], raw_clients: List[RawClient]) -> None:

@@ -11,7 +11,7 @@ import random
 import socket
 import threading
 import zlib
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 from simplews.frames import apply_mask, encode_header, parse_header
 
@@ -145,7 +145,7 @@ def bomb(inflated: int, block: int = 1 << 20) -> bytes:
 class RawClient:
     """A WebSocket client that writes frames by hand: for testing what a server does with them."""
 
-    def __init__(self, port: int, extensions: Optional[str], timeout: float = 10.0) -> None:
+    def __init__(self, port: int, extensions: Union[str, List[str], None], timeout: float = 10.0) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
@@ -156,8 +156,8 @@ class RawClient:
             f"Sec-WebSocket-Key: {key}",
             "Sec-WebSocket-Version: 13",
         ]
-        if extensions is not None:
-            lines.append(f"Sec-WebSocket-Extensions: {extensions}")
+        for value in [extensions] if isinstance(extensions, str) else extensions or []:
+            lines.append(f"Sec-WebSocket-Extensions: {value}")
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         self.buf = bytearray()
         while b"\r\n\r\n" not in self.buf:
