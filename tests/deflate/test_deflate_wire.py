@@ -99,6 +99,68 @@ def raw_clients() -> Iterator[List[RawClient]]:
         client.close()
 
 
+# --- RFC 7692 section 7.2.3, byte for byte on the wire ------------------------------------
+
+HELLO = bytes.fromhex("f2 48 cd c9 c9 07 00")  # 7.2.3.1
+HELLO_AGAIN = bytes.fromhex("f2 00 11 00 00")  # 7.2.3.2, the second message sharing the window
+#: what a client may send for "Hello": (frames as (opcode, fin, rsv1, payload), section)
+RFC_INPUTS = [
+    ([(TEXT, True, True, HELLO)], "7.2.3.1"),
+    ([(TEXT, True, True, HELLO_AGAIN)], "7.2.3.2"),
+    ([(TEXT, False, True, bytes.fromhex("f2 48 cd")), (0, True, False, bytes.fromhex("c9 c9 07 00"))], "7.2.3.1 fragmented"),
+    ([(TEXT, True, True, bytes.fromhex("00 05 00 fa ff 48 65 6c 6c 6f 00"))], "7.2.3.3 no compression"),
+    ([(TEXT, True, True, bytes.fromhex("f3 48 cd c9 c9 07 00 00"))], "7.2.3.4 BFINAL"),
+    ([(TEXT, True, True, bytes.fromhex("f2 48 05 00 00 00 ff ff ca c9 c9 07 00"))], "7.2.3.5 two blocks"),
+    ([(TEXT, False, True, HELLO + b"\x00\x00\xff\xff"), (0, True, False, b"\x00")], "7.2.3.6 empty final fragment"),
+]
+
+
+@pytest.mark.parametrize("server_nct", [False, True])
+def test_rfc7692_examples_server_role(
+    server_factory: Callable[..., simplews.Server], raw_clients: List[RawClient], server_nct: bool
+) -> None:
+    """The server inflates every example to "Hello"; its first two answers are the RFC's exact
+    frames (c1 07 f2 48 cd c9 c9 07 00, then c1 05 f2 00 11 00 00 while the window is shared)."""
+    server = server_factory(on_message=lambda ws, m: ws.send(m), compression=simplews.DeflateConfig(threshold=0))
+    ws = RawClient(server.port, "permessage-deflate" + ("; server_no_context_takeover" if server_nct else ""))
+    raw_clients.append(ws)
+    peer = DeflatePeer(ws.extensions)
+    first = bytes([0xC1, len(HELLO)]) + HELLO
+    again = first if server_nct else bytes([0xC1, len(HELLO_AGAIN)]) + HELLO_AGAIN
+    for i, (frames, section) in enumerate(RFC_INPUTS):
+        for opcode, fin, rsv1, payload in frames:
+            ws.send_frame(opcode, payload, fin=fin, rsv1=rsv1)
+        assert recv_message(ws, peer) == (TEXT, b"Hello", True, 1), section
+        if i < 2:
+            assert ws.last_raw == (first, again)[i], section
+
+
+def test_rfc7692_examples_client_role() -> None:
+    """Our client inflates the RFC's server frames and sends "Hello" twice as 7.2.3.1 and 7.2.3.2."""
+
+    def script(sock: socket.socket) -> None:
+        for frames, _ in RFC_INPUTS:
+            sock.sendall(b"".join(encode_header(op, len(p), fin=fin, rsv1=rsv1) + p for op, fin, rsv1, p in frames))
+
+    server = RawServer("permessage-deflate", script)
+    try:
+        with simplews.connect(server.url, compression=simplews.DeflateConfig(threshold=0)) as ws:
+            # 7.2.3.2 needs "Hello" in the server's window first: the first example provides it
+            assert [ws.recv(timeout=10) for _ in RFC_INPUTS] == ["Hello"] * len(RFC_INPUTS)
+            ws.send("Hello")
+            ws.send("Hello")
+    finally:
+        server.close()
+    sent = parse_frames(bytes(server.received), after_head=False)
+    pos, payloads = 0, []
+    for frame in sent[:2]:
+        start = pos + frame.header
+        payloads.append(apply_mask(bytes(server.received[start : start + frame.length]), bytes(server.received[start - 4 : start])))
+        pos += frame.size
+        assert (frame.opcode, frame.fin, frame.rsv1) == (TEXT, True, True)
+    assert payloads == [HELLO, HELLO_AGAIN]
+
+
 # --- Autobahn 13: one offer each, and 12: many sizes, echoed -------------------------------
 
 ALL_PARAMETERS = (

@@ -166,6 +166,7 @@ class RawClient:
             self.buf += chunk
         head, _, rest = bytes(self.buf).partition(b"\r\n\r\n")
         self.buf = bytearray(rest)
+        self.last_raw = b""
         self.status = int(head.split(b" ", 2)[1])
         self.headers = {}
         for line in head.split(b"\r\n")[1:]:
@@ -190,6 +191,7 @@ class RawClient:
                 fin, rsv1, _r2, _r3, opcode, _masked, length, size = header
                 if len(self.buf) >= size + length:
                     payload = bytes(self.buf[size : size + length])
+                    self.last_raw = bytes(self.buf[: size + length])  # the frame exactly as received
                     del self.buf[: size + length]
                     return FrameInfo(fin, rsv1, opcode, length, size), payload
             chunk = self.sock.recv(1 << 20)
