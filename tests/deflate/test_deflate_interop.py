@@ -267,3 +267,15 @@ def test_compression_off(our_server: simplews.Server) -> None:
     assert ours is None and not theirs
     assert b"Sec-WebSocket-Extensions" not in bytes(relay.down).split(b"\r\n\r\n")[0]
     assert len(relay.down) > TOTAL
+
+
+@pytest.mark.parametrize("their_server", [ServerPerMessageDeflateFactory()], ids=["default"], indirect=True)
+def test_our_8_bit_server_window_request_is_declined_by_them(their_server: TheirServer) -> None:
+    """Asking for server_max_window_bits=8 (which we could inflate) makes websockets decline:
+    the connection goes on without compression."""
+    url = f"ws://{their_server.address[0]}:{their_server.address[1]}/"
+    with simplews.connect(url, compression=DeflateConfig(server_max_window_bits=8)) as ws:
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None and ws.protocol.extension is None
+        ws.send(compressible(10_000))
+        assert ws.recv(timeout=10) == compressible(10_000)
+    assert their_server.extensions == [[]]
