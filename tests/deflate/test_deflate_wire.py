@@ -510,6 +510,31 @@ def test_client_bomb_closes_1009() -> None:
     assert [frame.opcode for frame in parse_frames(bytes(server.received), after_head=False)] == [CLOSE]
 
 
+@pytest.mark.parametrize(
+    ("frames", "code"),
+    [
+        ([(BINARY, b"\xff\xff\xff\xff", True, True)], 1007),
+        ([(TEXT, raw_deflate(b"\xc3\x28 not utf-8"), True, True)], 1007),
+        ([(BINARY, raw_deflate(b"abc"), False, True), (0, b"\x00", True, True)], 1002),
+        ([(PONG, b"", True, True)], 1002),
+    ],
+    ids=["bad-block-type", "bad-utf8", "rsv1-continuation", "rsv1-pong"],
+)
+def test_client_fails_on_bad_compressed_input(frames: List[Tuple[int, bytes, bool, bool]], code: int) -> None:
+    def script(sock: socket.socket) -> None:
+        sock.sendall(b"".join(encode_header(op, len(p), fin=fin, rsv1=rsv1) + p for op, p, fin, rsv1 in frames))
+
+    server = RawServer("permessage-deflate", script)
+    try:
+        ws = simplews.connect(server.url, open_timeout=10, close_timeout=5)
+        with pytest.raises(simplews.ConnectionClosedError) as info:
+            ws.recv(timeout=10)
+        ws.close()
+    finally:
+        server.close()
+    assert info.value.sent_code == code
+
+
 def test_client_inflates_fragmented_compressed_messages_and_compresses_its_own() -> None:
     """Our client against a scripted server: a fragmented compressed message in, a compressed echo out."""
     data = compressible(30_000)
