@@ -10,6 +10,7 @@ import threading
 from typing import Any, Iterator, List, Optional, Tuple, Union
 
 import pytest
+from deflate_wire import Relay, compressible, parse_frames
 from websockets.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
     ServerPerMessageDeflateFactory,
@@ -19,7 +20,6 @@ from websockets.extensions.permessage_deflate import (
 )
 from websockets.sync.client import connect as ws_connect
 from websockets.sync.server import serve as ws_serve
-from wire import Relay, compressible, parse_frames
 
 import simplews
 from simplews.deflate import DeflateConfig, PerMessageDeflate

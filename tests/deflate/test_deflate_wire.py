@@ -16,7 +16,7 @@ import zlib
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
-from wire import TAIL, RawClient, bomb, compressible, parse_frames, raw_deflate
+from deflate_wire import TAIL, RawClient, bomb, compressible, parse_frames, raw_deflate
 
 import simplews
 from simplews.frames import apply_mask, encode_header
