@@ -562,6 +562,12 @@ class Connection:
             if awaiting is None and self._last_ping is not None and now - self._last_ping >= interval:
                 self._keepalive_ping(now)
         next_time = now + IDLE_POLL_INTERVAL
+        if interval and self.protocol.state is State.OPEN:  # wake when the next ping or pong deadline is due
+            entry = self._pings.get(self._awaiting_pong) if self._awaiting_pong is not None else None
+            if entry is not None and timeout is not None:
+                next_time = min(next_time, max(entry[1] + timeout, now + 0.01))
+            elif self._awaiting_pong is None and self._last_ping is not None:
+                next_time = min(next_time, max(self._last_ping + interval, now + 0.01))
         if self._close_deadline is not None:
             next_time = min(next_time, self._close_deadline)
         return next_time
