@@ -197,7 +197,7 @@ def _connect_via_proxy(
         except (InvalidHandshake, OSError) as exc:
             raise ProxyError(f"proxy {parts.hostname}:{pport} failed the CONNECT: {exc}") from exc
         if response.status // 100 != 2:
-            hint = " (proxy authentication required)" if response.status == 407 else ""
+            hint = {407: " (proxy authentication required)", 401: " (proxy authentication failed)"}.get(response.status, "")
             raise ProxyError(
                 f"proxy {parts.hostname}:{pport} refused CONNECT to {target}: "
                 f"HTTP {response.status} {response.reason}{hint}".replace("  ", " ")
