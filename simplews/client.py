@@ -50,7 +50,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 #: a connection that lived this long resets the reconnect backoff
 _STABLE_AFTER = 10.0
 #: the shortest wait between reconnection attempts, whatever ``reconnect_delay`` says
-_MIN_DELAY = 0.05
+_MIN_DELAY = 0.01
 
 
 def _user_agent() -> str:
