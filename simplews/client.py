@@ -375,7 +375,10 @@ def _handshake(sock: socket.socket, uri: WebSocketURI, deadline: Optional[float]
     protocol = Protocol(
         True, max_message_size=opts["max_message_size"], frame_size=opts["frame_size"], extension=extension
     )
-    req = handshake.Request(uri.resource, handshake.Headers(), remote_address=None)
+    try:
+        req = handshake.parse_request(request)  # what we sent, readable as ws.request.headers
+    except WebSocketError:
+        req = handshake.Request(uri.resource, handshake.Headers(), remote_address=None)
     conn = Connection(
         sock,
         protocol,
