@@ -252,6 +252,8 @@ def connect(
     after decompression), ``frame_size`` (outgoing fragmentation),
     ``max_queue`` (messages read ahead while nobody calls ``recv()``).
     ``compression="deflate"`` offers permessage-deflate; ``None`` turns it off.
+    Redirects (301, 302, 303, 307, 308) are followed up to ``max_redirects``
+    times (``0``: raise the :class:`InvalidStatus`); ``wss`` to ``ws`` is refused.
     """
     uri = parse_uri(url)
     if compression not in (None, "deflate"):
@@ -284,13 +286,19 @@ def connect(
             )
         except InvalidStatus as exc:
             location = exc.response.headers.get("Location") if exc.status in _REDIRECTS else None
-            if location is None or sock is not None or unix_socket is not None:
+            if location is None or not max_redirects or sock is not None or unix_socket is not None:
                 raise
             target = urljoin(str(uri).replace("ws", "http", 1), location)
             if target.startswith("http"):
                 target = "ws" + target[4:]
-            logger.info("following redirect %d to %s", exc.status, parse_uri(target))
-            uri = parse_uri(target)
+            new = parse_uri(target)
+            if uri.secure and not new.secure:
+                raise InvalidHandshake(f"refusing redirect {exc.status} from {uri} to insecure {new}") from exc
+            if new.username is None and (new.host, new.port) == (uri.host, uri.port):
+                # URL credentials follow a redirect on the same server only, as curl does
+                new = dataclasses.replace(new, username=uri.username, password=uri.password)
+            logger.info("following redirect %d to %s", exc.status, new)
+            uri = new
     raise InvalidHandshake(f"too many redirects (more than {max_redirects})")
 
 
