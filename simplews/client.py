@@ -27,6 +27,7 @@ from .connection import (
 )
 from .exceptions import (
     ConnectError,
+    ConnectionRefused,
     InvalidHandshake,
     InvalidStatus,
     InvalidURI,
@@ -316,9 +317,12 @@ def _open(uri: WebSocketURI, deadline: Optional[float], **opts: Any) -> Connecti
             except socket.timeout as exc:
                 sock.close()
                 raise OpenTimeout("timed out connecting to the Unix socket") from exc
-            except OSError:
+            except ConnectionRefusedError as exc:
                 sock.close()
-                raise
+                raise ConnectionRefused(f"connection refused by Unix socket {opts['unix_socket']}") from exc
+            except OSError as exc:
+                sock.close()
+                raise ConnectError(f"cannot connect to Unix socket {opts['unix_socket']}: {exc.strerror or exc}") from exc
         else:
             proxy = opts["proxy"]
             if proxy == "auto":
