@@ -309,9 +309,9 @@ def _open(uri: WebSocketURI, deadline: Optional[float], **opts: Any) -> Connecti
     if sock is None:
         if opts["unix_socket"] is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            if opts["cancel"] is not None:
-                opts["cancel"].track(sock)
             try:
+                if opts["cancel"] is not None:
+                    opts["cancel"].track(sock)
                 sock.settimeout(remaining(deadline))
                 sock.connect(opts["unix_socket"])
             except socket.timeout as exc:
@@ -583,7 +583,11 @@ class Client:
             ws.close(1000, "", timeout=timeout)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+            end = None if timeout is None else time.monotonic() + timeout
+            while thread.is_alive() and (end is None or time.monotonic() < end):
+                if cancel is not None:
+                    cancel.cancel()  # again: a socket may have started connecting after the first call
+                thread.join(0.05 if end is None else max(0.0, min(0.05, end - time.monotonic())))
 
     def __enter__(self) -> Client:
         return self.start()

@@ -36,12 +36,11 @@ class Cancel:
         self.cancelled = False
 
     def track(self, sock: socket.socket) -> None:
-        """Watch ``sock``; shut it down at once if already cancelled."""
+        """Watch ``sock``; raise :class:`ConnectError` if the attempt is already cancelled."""
         with self._lock:
+            if self.cancelled:
+                raise ConnectError("connection attempt cancelled")
             self._socks.add(sock)
-            if not self.cancelled:
-                return
-        _shutdown(sock)
 
     def untrack(self, sock: socket.socket) -> None:
         """Stop watching ``sock``."""
@@ -86,9 +85,9 @@ def open_tcp(host: str, port: int, deadline: Optional[float], cancel: Optional[C
     last: Optional[OSError] = None
     for family, type_, proto, _, addr in infos:
         sock = socket.socket(family, type_, proto)
-        if cancel is not None:
-            cancel.track(sock)
         try:
+            if cancel is not None:
+                cancel.track(sock)
             sock.settimeout(remaining(deadline))
             sock.connect(addr)
         except socket.timeout as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from typing import Any, List, Tuple
 
@@ -114,3 +115,16 @@ def test_healthy_peer_is_kept_across_many_ping_intervals(echo_server: simplews.S
             time.sleep(0.1)
         assert not ws.closed
     assert ws.close_code == 1000
+
+
+def test_close_on_a_peer_known_dead_does_not_wait_out_close_timeout(raw_peer: Any) -> None:
+    """close() while a keepalive ping is unanswered ends once ping_timeout passes, not close_timeout."""
+    peer = raw_peer(black_hole)
+    ws = simplews.connect(f"ws://127.0.0.1:{peer.port}/", ping_interval=0.2, ping_timeout=0.6, close_timeout=30)
+    assert wait_for(lambda: ws._awaiting_pong is not None, timeout=10)  # a keepalive ping is out
+    done: List[bool] = []
+    thread = threading.Thread(target=lambda: (ws.close(), done.append(True)))
+    thread.start()
+    assert wait_for(lambda: done, timeout=10), "close() waited out close_timeout on a dead peer"
+    thread.join(10)
+    assert ws.closed and ws.close_code == 1006

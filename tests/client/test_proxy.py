@@ -163,3 +163,36 @@ def test_client_reconnects_through_the_proxy(proxy: Tinyproxy, echo_server: simp
     with client:
         assert wait_for(lambda: len(opened) >= 2, timeout=20)
     assert wait_for(lambda: _tunnels(proxy, echo_server.port) >= 2), proxy.log_text()
+
+
+def test_certificate_failure_through_the_proxy_names_the_target(proxy: Tinyproxy, tls_server: simplews.Server) -> None:
+    with pytest.raises(simplews.TLSError) as info:
+        simplews.connect(f"wss://localhost:{tls_server.port}/", proxy=proxy.url)  # certifi does not know the test CA
+    assert "localhost" in str(info.value) and "certificate" in str(info.value).lower()
+
+
+@pytest.mark.parametrize("no_proxy", ["::1", "[::1]", "[::1]:{port}", "::/0", "localhost,::1"])
+def test_no_proxy_with_ipv6_entries(no_proxy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        server = simplews.serve(on_message=lambda ws, m: ws.send(m), host="::1", port=0)
+    except OSError as exc:
+        pytest.skip(f"cannot bind ::1: {exc}")
+    port = server.port
+    with server:
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{_dead_port()}")  # refused if used
+        monkeypatch.setenv("no_proxy", no_proxy.format(port=port))
+        _echo_once(f"ws://[::1]:{port}/")
+        monkeypatch.setenv("no_proxy", f"[::1]:{port + 1},::2")
+        with pytest.raises(simplews.ConnectionRefused, match="proxy"):
+            simplews.connect(f"ws://[::1]:{port}/")
+
+
+def test_ipv6_target_through_the_proxy(proxy: Tinyproxy) -> None:
+    try:
+        server = simplews.serve(on_message=lambda ws, m: ws.send(m), host="::1", port=0)
+    except OSError as exc:
+        pytest.skip(f"cannot bind ::1: {exc}")
+    port = server.port
+    with server:
+        _echo_once(f"ws://[::1]:{port}/", proxy=proxy.url)
+    assert wait_for(lambda: f"CONNECT [::1]:{port} " in proxy.log_text()), proxy.log_text()

@@ -228,3 +228,42 @@ def test_raw_request_reaches_server_with_user_agent(raw_peer: Any) -> None:
     assert wait_for(lambda: not client.running, timeout=10)  # 404 is a rejection: no retry
     client.stop()
     assert len(requests) == 1 and b"\r\nUser-Agent: simplews/" in requests[0]
+
+
+def test_stop_while_a_proxy_never_answers_connect_is_prompt(raw_peer: Any, echo_server: simplews.Server) -> None:
+    got_connect = threading.Event()
+
+    def silent_proxy(conn: socket.socket) -> None:
+        read_request(conn)  # the CONNECT request, never answered
+        got_connect.set()
+        conn.recv(4096)
+
+    peer = raw_peer(silent_proxy)
+    client = simplews.Client(
+        echo_server.url, proxy=f"http://127.0.0.1:{peer.port}", reconnect=True, open_timeout=3600
+    )
+    client.start()
+    assert got_connect.wait(10)
+    client.stop(timeout=10)
+    assert not client.running
+
+
+def test_keepalive_failure_leads_to_a_new_connection(raw_peer: Any) -> None:
+    from .test_keepalive import black_hole
+
+    peer = raw_peer(black_hole)
+    opened: List[simplews.Connection] = []
+    closes: List[int] = []
+    client = simplews.Client(
+        f"ws://127.0.0.1:{peer.port}/",
+        on_open=opened.append,
+        on_close=lambda ws, code, reason: closes.append(code),
+        ping_interval=0.2,
+        ping_timeout=0.2,
+        close_timeout=1,  # stop() closes the last connection to the black hole: it never answers the close
+        reconnect=True,
+        reconnect_delay=0.05,
+    )
+    with client:
+        assert wait_for(lambda: len(closes) >= 2 and len(opened) >= 3, timeout=20)
+    assert closes[:2] == [1011, 1011]
