@@ -128,3 +128,27 @@ def test_close_on_a_peer_known_dead_does_not_wait_out_close_timeout(raw_peer: An
     assert wait_for(lambda: done, timeout=10), "close() waited out close_timeout on a dead peer"
     thread.join(10)
     assert ws.closed and ws.close_code == 1006
+
+
+def test_silent_peer_over_tls_is_detected(raw_peer: Any, server_tls: Any, client_tls: Any) -> None:
+    def tls_black_hole(conn: socket.socket) -> None:
+        tls = server_tls.wrap_socket(conn, server_side=True)
+        black_hole(tls)  # type: ignore[arg-type]
+
+    peer = raw_peer(tls_black_hole)
+    closes: List[Tuple[int, str]] = []
+    client = simplews.Client(
+        f"wss://localhost:{peer.port}/",
+        on_close=lambda ws, code, reason: closes.append((code, reason)),
+        ping_interval=0.3,
+        ping_timeout=0.3,
+        close_timeout=30,
+        ssl_context=client_tls,
+    )
+    client.start()
+    try:
+        assert wait_for(lambda: closes, timeout=10), "dead TLS peer not detected"
+        assert closes == [(1011, "keepalive ping timeout")]
+        assert wait_for(lambda: not client.running, timeout=10)
+    finally:
+        client.stop(timeout=10)

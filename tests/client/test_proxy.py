@@ -196,3 +196,9 @@ def test_ipv6_target_through_the_proxy(proxy: Tinyproxy) -> None:
     with server:
         _echo_once(f"ws://[::1]:{port}/", proxy=proxy.url)
     assert wait_for(lambda: f"CONNECT [::1]:{port} " in proxy.log_text()), proxy.log_text()
+
+
+def test_all_proxy_is_the_fallback(proxy: Tinyproxy, echo_server: simplews.Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALL_PROXY", proxy.url)
+    _echo_once(echo_server.url)
+    assert wait_for(lambda: _tunnels(proxy, echo_server.port) == 1), proxy.log_text()
