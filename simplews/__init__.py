@@ -32,6 +32,7 @@ __all__ = [
     "Headers",
     "State",
     "CloseCode",
+    "DeflateConfig",
     "WebSocketError",
     "InvalidURI",
     "ConnectError",
@@ -66,12 +67,14 @@ _LAZY: Dict[str, str] = {
     "Headers": "handshake",
     "State": "protocol",
     "CloseCode": "frames",
+    "DeflateConfig": "deflate",
 }
 _LAZY.update({name: "exceptions" for name in __all__ if name not in _LAZY and name != "__version__"})
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Client, connect
     from .connection import Connection
+    from .deflate import DeflateConfig
     from .exceptions import (
         ConnectError,
         ConnectionClosed,

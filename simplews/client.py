@@ -8,12 +8,13 @@ import ipaddress
 import logging
 import os
 import random
+import re
 import socket
 import ssl
 import sys
 import threading
 import time
-from typing import Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 from urllib.parse import unquote, urljoin, urlsplit
 
 from . import handshake
@@ -25,6 +26,8 @@ from .connection import (
     Connection,
 )
 from .exceptions import (
+    ConnectError,
+    ConnectionRefused,
     InvalidHandshake,
     InvalidStatus,
     InvalidURI,
@@ -36,7 +39,10 @@ from .exceptions import (
 from .handlers import OnClose, OnError, OnMessage, OnOpen, resolve_handler, run_connection
 from .handshake import HeaderLike, Headers
 from .protocol import DEFAULT_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, Protocol
-from .transport import default_ssl_context, open_tcp, read_head, remaining, wrap_tls
+from .transport import Cancel, default_ssl_context, open_tcp, read_head, remaining, wrap_tls
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .deflate import DeflateConfig
 
 __all__ = ["connect", "Client", "WebSocketURI", "parse_uri"]
 
@@ -47,6 +53,8 @@ MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 #: a connection that lived this long resets the reconnect backoff
 _STABLE_AFTER = 10.0
+#: the shortest wait between reconnection attempts, whatever ``reconnect_delay`` says
+_MIN_DELAY = 0.01
 
 
 def _user_agent() -> str:
@@ -78,25 +86,34 @@ class WebSocketURI:
         return f"{scheme}://{self.host_header}{self.resource}"
 
 
+def redact_url(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@`` (safe to log or show)."""
+    return re.sub(r"(?<=//)[^/?#@]*@", "***@", url)
+
+
 def parse_uri(url: str) -> WebSocketURI:
     """Parse and check a WebSocket URL; raise :class:`InvalidURI` before any I/O."""
     if not isinstance(url, str):
         raise InvalidURI(f"URL must be a string, not {type(url).__name__}")
+    shown = redact_url(url)
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise InvalidURI(f"{url!r} is not a valid URL: {exc}") from None
+        detail = exc if "@" not in url else "bad host or port"  # the error may quote the password
+        raise InvalidURI(f"{shown!r} is not a valid URL: {detail}") from None
     scheme = parts.scheme.lower()
     if scheme not in ("ws", "wss"):
-        raise InvalidURI(f"{url!r} is not a WebSocket URL (use ws:// or wss://)")
+        raise InvalidURI(f"{shown!r} is not a WebSocket URL (use ws:// or wss://)")
     if parts.fragment:
-        raise InvalidURI(f"{url!r} has a fragment, which WebSocket URLs may not have")
+        raise InvalidURI(f"{shown!r} has a fragment, which WebSocket URLs may not have")
     host = parts.hostname
     if not host:
-        raise InvalidURI(f"{url!r} has no host")
+        raise InvalidURI(f"{shown!r} has no host")
     if any(c in url for c in "\r\n\x00 \t"):
         raise InvalidURI("URL contains whitespace or control characters")
+    if port == 0:
+        raise InvalidURI(f"{shown!r} has port 0")
     secure = scheme == "wss"
     resource = parts.path or "/"
     if parts.query:
@@ -124,37 +141,53 @@ def _proxy_from_env(uri: WebSocketURI) -> Optional[str]:
     proxy = proxy or env("all_proxy")
     if not proxy:
         return None
-    no_proxy = env("no_proxy") or ""
-    host = uri.host.lower().rstrip(".")
+    if _no_proxy_matches(env("no_proxy") or "", uri.host, uri.port):
+        return None
+    return proxy
+
+
+def _no_proxy_matches(no_proxy: str, host: str, port: int) -> bool:
+    """Whether a NO_PROXY list (names, ``.domains``, IPs, CIDRs, ``[v6]``, ``:port``, ``*``) covers the host."""
+    host = host.lower().rstrip(".")
     for entry in (e.strip().lower() for e in no_proxy.split(",")):
         if not entry:
             continue
         if entry == "*":
-            return None
-        name, _, port = entry.partition(":") if not entry.startswith("[") else (entry, "", "")
-        name = name.strip("[]").lstrip(".")
-        if port and port != str(uri.port):
+            return True
+        name, want_port = entry, ""
+        if entry.startswith("["):  # [v6] or [v6]:port
+            name, _, rest = entry[1:].partition("]")
+            want_port = rest[1:] if rest.startswith(":") else ""
+        elif entry.count(":") == 1:  # name:port or v4:port (a bare v6 address has several colons)
+            name, _, want_port = entry.partition(":")
+        name = name.lstrip("*").lstrip(".").rstrip(".")
+        if want_port and want_port != str(port):
             continue
         if host == name or host.endswith("." + name):
-            return None
+            return True
         try:
             if ipaddress.ip_address(host) in ipaddress.ip_network(name, strict=False):
-                return None
+                return True
         except ValueError:
             pass
-    return proxy
+    return False
 
 
-def _connect_via_proxy(proxy: str, uri: WebSocketURI, deadline: Optional[float]) -> socket.socket:
+def _connect_via_proxy(
+    proxy: str, uri: WebSocketURI, deadline: Optional[float], cancel: Optional[Cancel] = None
+) -> socket.socket:
     """Open a tunnel to ``uri`` through an HTTP CONNECT proxy."""
     try:
         parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
         pport = parts.port or 8080
-    except ValueError as exc:
-        raise InvalidURI(f"invalid proxy URL: {exc}") from None
+    except ValueError:
+        raise InvalidURI(f"invalid proxy URL {redact_url(proxy)!r}: bad host or port") from None
     if parts.scheme not in ("http", "") or not parts.hostname:
         raise InvalidURI(f"unsupported proxy {parts.scheme}:// (only http:// CONNECT proxies)")
-    sock = open_tcp(parts.hostname, pport, deadline)
+    try:
+        sock = open_tcp(parts.hostname, pport, deadline, cancel)
+    except ConnectError as exc:  # same class, but say it was the proxy that failed
+        raise type(exc)(f"proxy {parts.hostname}:{pport}: {exc}") from exc
     try:
         target = uri.host_header if ":" in uri.host_header.rsplit("]", 1)[-1] else f"{uri.host_header}:{uri.port}"
         headers = Headers([("Host", target), ("User-Agent", _user_agent())])
@@ -162,11 +195,17 @@ def _connect_via_proxy(proxy: str, uri: WebSocketURI, deadline: Optional[float])
             cred = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             headers.add("Proxy-Authorization", "Basic " + base64.b64encode(cred.encode()).decode())
         sock.sendall(f"CONNECT {target} HTTP/1.1\r\n{headers.serialize()}\r\n".encode("latin-1"))
-        head, extra = read_head(sock, 64 * 1024, deadline)
-        response = handshake.parse_response(head)
+        try:
+            head, extra = read_head(sock, 64 * 1024, deadline)
+            response = handshake.parse_response(head)
+        except (InvalidHandshake, OSError) as exc:
+            raise ProxyError(f"proxy {parts.hostname}:{pport} failed the CONNECT: {exc}") from exc
         if response.status // 100 != 2:
-            hint = " (proxy authentication required)" if response.status == 407 else ""
-            raise ProxyError(f"proxy {parts.hostname}:{pport} refused CONNECT: HTTP {response.status}{hint}")
+            hint = {407: " (proxy authentication required)", 401: " (proxy authentication failed)"}.get(response.status, "")
+            raise ProxyError(
+                f"proxy {parts.hostname}:{pport} refused CONNECT to {target}: "
+                f"HTTP {response.status} {response.reason}{hint}".replace("  ", " ")
+            )
         if extra:
             raise ProxyError("proxy sent data before the tunnel was open")
         return sock
@@ -185,7 +224,7 @@ def connect(
     origin: Optional[str] = None,
     headers: Optional[HeaderLike] = None,
     user_agent: Optional[str] = "default",
-    compression: Optional[str] = "deflate",
+    compression: Union[str, DeflateConfig, None] = "deflate",
     open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
     close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
     ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
@@ -201,6 +240,7 @@ def connect(
     unix_socket: Optional[str] = None,
     sock: Optional[socket.socket] = None,
     max_redirects: int = MAX_REDIRECTS,
+    _cancel: Optional[Cancel] = None,
 ) -> Connection:
     """Open a WebSocket connection and return it (also a context manager).
 
@@ -215,11 +255,15 @@ def connect(
     closes the connection with 1011. Limits: ``max_message_size`` (incoming,
     after decompression), ``frame_size`` (outgoing fragmentation),
     ``max_queue`` (messages read ahead while nobody calls ``recv()``).
-    ``compression="deflate"`` offers permessage-deflate; ``None`` turns it off.
+    ``compression="deflate"`` offers permessage-deflate; ``None`` turns it off; a
+    :class:`~simplews.DeflateConfig` sets its parameters, memory use and threshold.
+    Redirects (301, 302, 303, 307, 308) are followed up to ``max_redirects``
+    times (``0``: raise the :class:`InvalidStatus`); ``wss`` to ``ws`` is refused.
     """
     uri = parse_uri(url)
-    if compression not in (None, "deflate"):
-        raise ValueError(f"unsupported compression {compression!r}: use 'deflate' or None")
+    from .deflate import resolve_config
+
+    compression = resolve_config(compression, is_client=True)
     deadline = None if open_timeout is None else time.monotonic() + open_timeout
     for _ in range(max_redirects + 1):
         try:
@@ -244,16 +288,23 @@ def connect(
                 proxy=proxy,
                 unix_socket=unix_socket,
                 sock=sock,
+                cancel=_cancel,
             )
         except InvalidStatus as exc:
             location = exc.response.headers.get("Location") if exc.status in _REDIRECTS else None
-            if location is None or sock is not None or unix_socket is not None:
+            if location is None or not max_redirects or sock is not None or unix_socket is not None:
                 raise
             target = urljoin(str(uri).replace("ws", "http", 1), location)
             if target.startswith("http"):
                 target = "ws" + target[4:]
-            logger.info("following redirect %d to %s", exc.status, parse_uri(target))
-            uri = parse_uri(target)
+            new = parse_uri(target)
+            if uri.secure and not new.secure:
+                raise InvalidHandshake(f"refusing redirect {exc.status} from {uri} to insecure {new}") from exc
+            if new.username is None and (new.host, new.port) == (uri.host, uri.port):
+                # URL credentials follow a redirect on the same server only, as curl does
+                new = dataclasses.replace(new, username=uri.username, password=uri.password)
+            logger.info("following redirect %d to %s", exc.status, new)
+            uri = new
     raise InvalidHandshake(f"too many redirects (more than {max_redirects})")
 
 
@@ -264,26 +315,31 @@ def _open(uri: WebSocketURI, deadline: Optional[float], **opts: Any) -> Connecti
         if opts["unix_socket"] is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
+                if opts["cancel"] is not None:
+                    opts["cancel"].track(sock)
                 sock.settimeout(remaining(deadline))
                 sock.connect(opts["unix_socket"])
             except socket.timeout as exc:
                 sock.close()
                 raise OpenTimeout("timed out connecting to the Unix socket") from exc
-            except OSError:
+            except ConnectionRefusedError as exc:
                 sock.close()
-                raise
+                raise ConnectionRefused(f"connection refused by Unix socket {opts['unix_socket']}") from exc
+            except OSError as exc:
+                sock.close()
+                raise ConnectError(f"cannot connect to Unix socket {opts['unix_socket']}: {exc.strerror or exc}") from exc
         else:
             proxy = opts["proxy"]
             if proxy == "auto":
                 proxy = _proxy_from_env(uri)
             if proxy:
-                sock = _connect_via_proxy(proxy, uri, deadline)
+                sock = _connect_via_proxy(proxy, uri, deadline, opts["cancel"])
             else:
-                sock = open_tcp(uri.host, uri.port, deadline)
+                sock = open_tcp(uri.host, uri.port, deadline, opts["cancel"])
     try:
         if uri.secure and not isinstance(sock, ssl.SSLSocket):
             context = opts["ssl_context"] or default_ssl_context()
-            sock = wrap_tls(sock, context, opts["server_hostname"] or uri.host, deadline)
+            sock = wrap_tls(sock, context, opts["server_hostname"] or uri.host, deadline, opts["cancel"])
         return _handshake(sock, uri, deadline, opts)
     except BaseException:
         sock.close()
@@ -296,12 +352,11 @@ def _handshake(sock: socket.socket, uri: WebSocketURI, deadline: Optional[float]
     if uri.username is not None and "Authorization" not in extra:
         cred = f"{uri.username}:{uri.password or ''}".encode()
         extra.add("Authorization", "Basic " + base64.b64encode(cred).decode("ascii"))
-    deflate_config = None
+    deflate_config = opts["compression"]  # a DeflateConfig checked by connect(), or None
     offer = None
-    if opts["compression"] == "deflate":
+    if deflate_config is not None:
         from . import deflate
 
-        deflate_config = deflate.DeflateConfig()
         offer = deflate.client_offer(deflate_config)
     key = handshake.generate_key()
     request = handshake.build_request(
@@ -311,7 +366,7 @@ def _handshake(sock: socket.socket, uri: WebSocketURI, deadline: Optional[float]
         subprotocols=opts["subprotocols"],
         extensions=offer,
         origin=opts["origin"],
-        user_agent=opts["user_agent"],
+        user_agent=None if "User-Agent" in extra else opts["user_agent"],
         extra_headers=extra,
     )
     try:
@@ -336,7 +391,10 @@ def _handshake(sock: socket.socket, uri: WebSocketURI, deadline: Optional[float]
     protocol = Protocol(
         True, max_message_size=opts["max_message_size"], frame_size=opts["frame_size"], extension=extension
     )
-    req = handshake.Request(uri.resource, handshake.Headers(), remote_address=None)
+    try:
+        req = handshake.parse_request(request)  # what we sent, readable as ws.request.headers
+    except WebSocketError:
+        req = handshake.Request(uri.resource, handshake.Headers(), remote_address=None)
     conn = Connection(
         sock,
         protocol,
@@ -410,6 +468,10 @@ class Client:
         **connect_options: Any,
     ) -> None:
         parse_uri(url)
+        if "compression" in connect_options:
+            from .deflate import resolve_config
+
+            resolve_config(connect_options["compression"], is_client=True)  # fail here, not at each reconnect
         self.url = url
         self._handler_factory = resolve_handler(
             handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error
@@ -424,6 +486,7 @@ class Client:
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()
         self._ws: Optional[Connection] = None
+        self._cancel: Optional[Cancel] = None
         #: how many connections were opened so far
         self.connections_opened = 0
 
@@ -443,14 +506,20 @@ class Client:
 
     def run_forever(self) -> None:
         """Connect and dispatch callbacks until ``stop()`` (or the end, without reconnect)."""
-        self._stop.clear()
+        if threading.current_thread() is not self._thread:  # start() cleared it; keep a stop() that came since
+            self._stop.clear()
         delay = self.reconnect_delay
         failures = 0
         while not self._stop.is_set():
             handler = self._handler_factory()
+            cancel = Cancel()
+            with self._lock:
+                self._cancel = cancel
             try:
-                ws = connect(self.url, **self.connect_options)
+                ws = connect(self.url, **self.connect_options, _cancel=cancel)
             except (WebSocketError, OSError) as exc:
+                if self._stop.is_set():  # stop() aborted the attempt: not an error to report
+                    return
                 failures += 1
                 self._report_connect_error(handler, exc)
                 if not self._should_retry(exc, failures):
@@ -460,6 +529,7 @@ class Client:
                 started = time.monotonic()
                 with self._lock:
                     self._ws = ws
+                    self._cancel = None
                     stopping = self._stop.is_set()
                 self.connections_opened += 1
                 if stopping:
@@ -473,11 +543,12 @@ class Client:
                     delay = self.reconnect_delay
             if self._stop.is_set():
                 return
-            wait = delay * random.uniform(0.5, 1.5)
+            # jitter spreads a fleet's reconnects; the floor keeps a zero delay from spinning
+            wait = max(_MIN_DELAY, min(delay * random.uniform(0.5, 1.5), self.reconnect_max_delay))
             logger.info("reconnecting in %.2f s", wait)
             if self._stop.wait(wait):
                 return
-            delay = min(delay * 2, self.reconnect_max_delay)
+            delay = min(max(delay, _MIN_DELAY) * 2, self.reconnect_max_delay)
 
     def _report_connect_error(self, handler: Any, exc: BaseException) -> None:
         """Tell ``on_error`` (or the log) that connecting failed."""
@@ -513,12 +584,18 @@ class Client:
         """Stop reconnecting, close the connection (1000) and join the client thread."""
         self._stop.set()
         with self._lock:
-            ws = self._ws
+            ws, cancel = self._ws, self._cancel
+        if cancel is not None:
+            cancel.cancel()  # wake a connect() blocked on a silent server
         if ws is not None:
             ws.close(1000, "", timeout=timeout)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+            end = None if timeout is None else time.monotonic() + timeout
+            while thread.is_alive() and (end is None or time.monotonic() < end):
+                if cancel is not None:
+                    cancel.cancel()  # again: a socket may have started connecting after the first call
+                thread.join(0.05 if end is None else max(0.0, min(0.05, end - time.monotonic())))
 
     def __enter__(self) -> Client:
         return self.start()

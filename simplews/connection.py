@@ -568,17 +568,27 @@ class Connection:
         if self._closed.is_set():
             return None
         interval, timeout = self.ping_interval, self.ping_timeout
-        if interval and self.protocol.state is State.OPEN:
+        state = self.protocol.state
+        if interval and state in (State.OPEN, State.CLOSING):
             awaiting = self._awaiting_pong
             if awaiting is not None and timeout is not None:
                 entry = self._pings.get(awaiting)
                 if entry is not None and now - entry[1] >= timeout:
                     logger.info("%r: keepalive ping timeout", self)
-                    self._fail(1011, "keepalive ping timeout")
+                    if state is State.OPEN:
+                        self._fail(1011, "keepalive ping timeout")
+                    else:  # closing, and the peer is known dead: do not wait out close_timeout
+                        self._terminate()
                     return None
-            if awaiting is None and self._last_ping is not None and now - self._last_ping >= interval:
+            if state is State.OPEN and awaiting is None and self._last_ping is not None and now - self._last_ping >= interval:
                 self._keepalive_ping(now)
         next_time = now + IDLE_POLL_INTERVAL
+        if interval and state in (State.OPEN, State.CLOSING):  # wake when the next ping or pong deadline is due
+            entry = self._pings.get(self._awaiting_pong) if self._awaiting_pong is not None else None
+            if entry is not None and timeout is not None:
+                next_time = min(next_time, max(entry[1] + timeout, now + 0.01))
+            elif state is State.OPEN and self._awaiting_pong is None and self._last_ping is not None:
+                next_time = min(next_time, max(self._last_ping + interval, now + 0.01))
         if self._close_deadline is not None:
             next_time = min(next_time, self._close_deadline)
         return next_time

@@ -60,6 +60,7 @@ __all__ = [
     "client_accept",
     "client_offer",
     "parse_extension_header",
+    "resolve_config",
     "server_accept",
 ]
 
@@ -336,6 +337,30 @@ def _check_local_bits(bits: Optional[int], name: str) -> None:
     """Refuse a configured 8-bit window for the direction we compress."""
     if bits == 8:
         raise ValueError(f"{name}=8 is not supported for our own compressor (zlib needs 9..15)")
+
+
+def resolve_config(compression: object, *, is_client: bool) -> Optional[DeflateConfig]:
+    """Check a ``compression=`` option before any I/O; return the config to use, or None for off.
+
+    Accepts ``"deflate"`` (default settings), ``None`` or a :class:`DeflateConfig`,
+    which is re-validated and copied (later changes to the caller's object have no
+    effect). Raises ValueError (TypeError for a wrong type) for anything else,
+    including an 8-bit window for the direction we compress.
+    """
+    if compression is None:
+        return None
+    if isinstance(compression, str):
+        if compression != "deflate":
+            raise ValueError(f"unsupported compression {compression!r}: use 'deflate', None or a DeflateConfig")
+        return DeflateConfig()
+    if not isinstance(compression, DeflateConfig):
+        raise TypeError(f"compression must be 'deflate', None or a DeflateConfig, not {type(compression).__name__}")
+    config = dataclasses.replace(compression)  # runs __post_init__ again
+    if is_client:
+        _check_local_bits(config.client_max_window_bits, "client_max_window_bits")
+    else:
+        _check_local_bits(config.server_max_window_bits, "server_max_window_bits")
+    return config
 
 
 def client_offer(config: DeflateConfig) -> str:

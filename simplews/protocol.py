@@ -282,7 +282,7 @@ class Protocol:
         if self._m_compressed:
             limit = self.max_message_size
             left = None if limit is None else limit - self._m_size
-            chunk = self.extension.decompress_frame(bytes(chunk), fin=final, max_size=left)
+            chunk = self.extension.decompress_frame(chunk, fin=final, max_size=left)
             self._m_size += len(chunk)
         if self._m_opcode == _TEXT:
             decoder = self._m_decoder
@@ -367,6 +367,8 @@ class Protocol:
             opcode = _BINARY if text is False else _TEXT
         elif isinstance(data, (bytes, bytearray, memoryview)):
             payload = data
+            if isinstance(data, memoryview) and data.nbytes != len(data):
+                payload = data.cast("B")  # len() counts items, frame lengths count bytes
             if text:
                 try:
                     codecs.decode(payload, "utf-8")
@@ -378,7 +380,7 @@ class Protocol:
         rsv1 = False
         ext = self.extension
         if ext is not None and len(payload) >= ext.threshold:
-            payload = ext.compress_message(bytes(payload))
+            payload = ext.compress_message(payload)
             rsv1 = True
         if self._debug:
             logger.debug("> message opcode=%d len=%d", opcode, len(payload))

@@ -10,7 +10,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from . import fanout, handshake
 from .connection import (
@@ -25,6 +25,9 @@ from .handlers import OnClose, OnError, OnMessage, OnOpen, resolve_handler, run_
 from .handshake import Headers, Request, Response
 from .protocol import DEFAULT_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, Protocol, State
 from .transport import read_head
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .deflate import DeflateConfig
 
 __all__ = ["Server", "serve", "DEFAULT_THREAD_STACK_SIZE"]
 
@@ -59,6 +62,8 @@ class Server:
     handler object or class with those methods, or a ``handler(ws)`` function.
     Use it as a context manager (starts in the background, shuts down on
     exit), or call :meth:`start` / :meth:`serve_forever` and :meth:`shutdown`.
+    ``compression`` is ``"deflate"`` (accept permessage-deflate offers), ``None``
+    (decline them) or a :class:`~simplews.DeflateConfig` (parameters, memory, threshold).
     """
 
     def __init__(
@@ -78,7 +83,7 @@ class Server:
         select_subprotocol: Optional[SelectSubprotocol] = None,
         origins: Optional[Iterable[Optional[str]]] = None,
         process_request: Optional[ProcessRequest] = None,
-        compression: Optional[str] = "deflate",
+        compression: Union[str, DeflateConfig, None] = "deflate",
         max_connections: Optional[int] = None,
         handshake_timeout: Optional[float] = DEFAULT_HANDSHAKE_TIMEOUT,
         max_header_size: Optional[int] = handshake.DEFAULT_MAX_HEADER_SIZE,
@@ -92,10 +97,11 @@ class Server:
         thread_stack_size: Optional[int] = DEFAULT_THREAD_STACK_SIZE,
         backlog: int = 128,
     ) -> None:
-        if compression not in (None, "deflate"):
-            raise ValueError(f"unsupported compression {compression!r}: use 'deflate' or None")
+        from .deflate import resolve_config
+
         if thread_stack_size is not None and thread_stack_size < 32768:
             raise ValueError("thread_stack_size must be at least 32 KiB (or None for the interpreter's default)")
+        self._deflate = resolve_config(compression, is_client=False)
         self._handler_factory = resolve_handler(
             handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error
         )
@@ -533,12 +539,12 @@ class Server:
         request.subprotocol = subprotocol
         extension = None
         ext_header = None
-        if self.compression == "deflate":
+        if self._deflate is not None:
             values = request.headers.get_all("Sec-WebSocket-Extensions")
             if values:
                 from . import deflate
 
-                accepted = deflate.server_accept(values, deflate.DeflateConfig())
+                accepted = deflate.server_accept(values, self._deflate)
                 if accepted is not None:
                     ext_header, extension = accepted
         sock.settimeout(None)

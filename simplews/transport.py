@@ -5,8 +5,9 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
+import threading
 import time
-from typing import Optional, Tuple
+from typing import Optional, Set, Tuple
 
 from .exceptions import (
     ConnectError,
@@ -18,7 +19,49 @@ from .exceptions import (
 )
 from .handshake import find_head_end
 
-__all__ = ["open_tcp", "wrap_tls", "default_ssl_context", "read_head", "remaining"]
+__all__ = ["Cancel", "open_tcp", "wrap_tls", "default_ssl_context", "read_head", "remaining"]
+
+
+class Cancel:
+    """Lets another thread abort the blocking socket calls of a connection being opened.
+
+    Sockets are tracked while they open; :meth:`cancel` shuts them down, which
+    wakes a blocked ``connect``, ``recv`` or TLS handshake at once (closing the
+    descriptor from another thread would not, and could hit a reused one).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socks: Set[socket.socket] = set()
+        self.cancelled = False
+
+    def track(self, sock: socket.socket) -> None:
+        """Watch ``sock``; raise :class:`ConnectError` if the attempt is already cancelled."""
+        with self._lock:
+            if self.cancelled:
+                raise ConnectError("connection attempt cancelled")
+            self._socks.add(sock)
+
+    def untrack(self, sock: socket.socket) -> None:
+        """Stop watching ``sock``."""
+        with self._lock:
+            self._socks.discard(sock)
+
+    def cancel(self) -> None:
+        """Abort every tracked socket and any tracked later."""
+        with self._lock:
+            self.cancelled = True
+            socks = list(self._socks)
+        for sock in socks:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    """Shut a socket down in both directions, ignoring errors."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def remaining(deadline: Optional[float]) -> Optional[float]:
@@ -31,16 +74,20 @@ def remaining(deadline: Optional[float]) -> Optional[float]:
     return left
 
 
-def open_tcp(host: str, port: int, deadline: Optional[float]) -> socket.socket:
+def open_tcp(host: str, port: int, deadline: Optional[float], cancel: Optional[Cancel] = None) -> socket.socket:
     """Connect a TCP socket to ``host:port``, trying every address, with clear errors."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise HostNotFound(f"cannot resolve host {host!r}: {exc.strerror}") from exc
+    except UnicodeError as exc:  # the IDNA codec refuses the name (e.g. a label over 63 characters)
+        raise HostNotFound(f"cannot resolve host {host!r}: invalid host name ({exc})") from exc
     last: Optional[OSError] = None
     for family, type_, proto, _, addr in infos:
         sock = socket.socket(family, type_, proto)
         try:
+            if cancel is not None:
+                cancel.track(sock)
             sock.settimeout(remaining(deadline))
             sock.connect(addr)
         except socket.timeout as exc:
@@ -68,12 +115,21 @@ def default_ssl_context() -> ssl.SSLContext:
 
 
 def wrap_tls(
-    sock: socket.socket, context: ssl.SSLContext, server_hostname: str, deadline: Optional[float]
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    server_hostname: str,
+    deadline: Optional[float],
+    cancel: Optional[Cancel] = None,
 ) -> ssl.SSLSocket:
     """Run the client TLS handshake on ``sock`` (SNI set) with clear errors."""
     try:
         sock.settimeout(remaining(deadline))
-        return context.wrap_socket(sock, server_hostname=server_hostname)
+        tls = context.wrap_socket(sock, server_hostname=server_hostname, do_handshake_on_connect=False)
+        sock = tls
+        if cancel is not None:
+            cancel.track(tls)  # the plain socket object is detached now
+        tls.do_handshake()
+        return tls
     except ssl.SSLCertVerificationError as exc:
         sock.close()
         raise TLSError(f"TLS certificate verification failed for {server_hostname}: {exc.verify_message}") from exc

@@ -45,3 +45,11 @@ def server_factory() -> Iterator[Callable[..., simplews.Server]]:
     yield start
     for server in servers:
         server.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def no_environment_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a proxy set in the CI environment from rerouting loopback tests (clients honour it, as curl does)."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)

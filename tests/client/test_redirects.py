@@ -1,0 +1,122 @@
+"""Redirects answered to the opening handshake are followed to ws:// and wss:// URLs."""
+
+from __future__ import annotations
+
+import base64
+import ssl
+from typing import Any, List, Tuple
+
+import pytest
+
+import simplews
+
+
+def _redirecting_server(server_factory: Any, status: int, location: str, **kwargs: Any) -> Tuple[simplews.Server, List[Any]]:
+    """A server that redirects ``/old`` to ``location`` and echoes elsewhere; it records each request."""
+    seen: List[Any] = []
+
+    def process_request(request: Any) -> Any:
+        seen.append(request)
+        if request.path == "/old":
+            return (status, [("Location", location)], "moved")
+        return None
+
+    server = server_factory(process_request=process_request, on_message=lambda ws, m: ws.send(m), **kwargs)
+    return server, seen
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_relative_redirect_is_followed(server_factory: Any, status: int) -> None:
+    server, seen = _redirecting_server(server_factory, status, "/new?x=1")
+    with simplews.connect(f"ws://127.0.0.1:{server.port}/old") as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=5) == "hi"
+    assert [r.path for r in seen] == ["/old", "/new?x=1"]
+
+
+def test_redirect_to_another_server(server_factory: Any) -> None:
+    target = server_factory(on_message=lambda ws, m: ws.send("target:" + m))
+    server, _ = _redirecting_server(server_factory, 302, f"ws://127.0.0.1:{target.port}/there")
+    with simplews.connect(f"ws://127.0.0.1:{server.port}/old") as ws:
+        ws.send("x")
+        assert ws.recv(timeout=5) == "target:x"
+        assert ws.remote_address[1] == target.port
+
+
+def test_http_location_is_mapped_to_ws(server_factory: Any) -> None:
+    target = server_factory(on_message=lambda ws, m: ws.send(m))
+    server, _ = _redirecting_server(server_factory, 307, f"http://127.0.0.1:{target.port}/")
+    with simplews.connect(f"ws://127.0.0.1:{server.port}/old") as ws:
+        assert ws.remote_address[1] == target.port
+
+
+def test_redirect_from_ws_to_wss(server_factory: Any, tls_server: simplews.Server, client_tls: ssl.SSLContext) -> None:
+    server, _ = _redirecting_server(server_factory, 301, f"wss://localhost:{tls_server.port}/secure")
+    with simplews.connect(f"ws://127.0.0.1:{server.port}/old", ssl_context=client_tls) as ws:
+        assert isinstance(ws.sock, ssl.SSLSocket)
+        ws.send("now secure")
+        assert ws.recv(timeout=5) == "now secure"
+
+
+def test_redirect_from_wss_to_ws_is_refused(
+    server_factory: Any, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext, echo_server: simplews.Server
+) -> None:
+    server, _ = _redirecting_server(server_factory, 302, echo_server.url, ssl_context=server_tls)
+    with pytest.raises(simplews.InvalidHandshake, match="insecure"):
+        simplews.connect(f"wss://localhost:{server.port}/old", ssl_context=client_tls)
+
+
+def test_redirect_loop_stops_at_the_limit(server_factory: Any) -> None:
+    server, seen = _redirecting_server(server_factory, 302, "/old")
+    with pytest.raises(simplews.InvalidHandshake, match="too many redirects"):
+        simplews.connect(f"ws://127.0.0.1:{server.port}/old", max_redirects=3)
+    assert len(seen) == 4
+
+
+def test_default_redirect_limit_is_small(server_factory: Any) -> None:
+    server, seen = _redirecting_server(server_factory, 308, "/old")
+    with pytest.raises(simplews.InvalidHandshake, match="too many redirects"):
+        simplews.connect(f"ws://127.0.0.1:{server.port}/old")
+    assert 2 <= len(seen) <= 11
+
+
+def test_max_redirects_zero_reports_the_redirect(server_factory: Any) -> None:
+    server, _ = _redirecting_server(server_factory, 301, "/new")
+    with pytest.raises(simplews.InvalidStatus) as info:
+        simplews.connect(f"ws://127.0.0.1:{server.port}/old", max_redirects=0)
+    assert info.value.status == 301 and info.value.response.headers["Location"] == "/new"
+
+
+def test_redirect_without_location_is_an_invalid_status(server_factory: Any) -> None:
+    server = server_factory(process_request=lambda r: (302, [], ""))
+    with pytest.raises(simplews.InvalidStatus) as info:
+        simplews.connect(server.url)
+    assert info.value.status == 302
+
+
+def test_redirect_to_a_non_websocket_url(server_factory: Any) -> None:
+    server, _ = _redirecting_server(server_factory, 301, "ftp://127.0.0.1/file")
+    with pytest.raises(simplews.InvalidURI):
+        simplews.connect(f"ws://127.0.0.1:{server.port}/old")
+
+
+def test_other_3xx_is_not_followed(server_factory: Any) -> None:
+    server, seen = _redirecting_server(server_factory, 304, "/new")
+    with pytest.raises(simplews.InvalidStatus) as info:
+        simplews.connect(f"ws://127.0.0.1:{server.port}/old")
+    assert info.value.status == 304 and len(seen) == 1
+
+
+def test_credentials_follow_same_server_redirects_only(server_factory: Any) -> None:
+    other, other_seen = _redirecting_server(server_factory, 301, "/unused")
+    server, seen = _redirecting_server(server_factory, 301, "/new")
+    with simplews.connect(f"ws://u:pw@127.0.0.1:{server.port}/old"):
+        pass
+    expected = "Basic " + base64.b64encode(b"u:pw").decode()
+    assert [r.headers.get("Authorization") for r in seen] == [expected, expected]
+
+    server2, seen2 = _redirecting_server(server_factory, 302, f"ws://127.0.0.1:{other.port}/")
+    with simplews.connect(f"ws://u:pw@127.0.0.1:{server2.port}/old"):
+        pass
+    assert seen2[0].headers.get("Authorization") == expected
+    assert other_seen[0].headers.get("Authorization") is None
