@@ -62,6 +62,19 @@ class Server:
     handler object or class with those methods, or a ``handler(ws)`` function.
     Use it as a context manager (starts in the background, shuts down on
     exit), or call :meth:`start` / :meth:`serve_forever` and :meth:`shutdown`.
+
+    Every connection's :class:`~simplews.Request` (path, ``query``, headers,
+    ``remote_address``, chosen ``subprotocol``) is ``ws.request`` in every
+    handler style. Before the upgrade, ``process_request(request)`` may answer
+    with a :class:`~simplews.Response` or ``(status, headers, body)`` instead
+    (health checks, pages, 401/403); if it raises, the client gets a 500. A
+    plain GET without ``Upgrade`` gets 426. Policies: ``origins`` (403),
+    ``subprotocols`` or ``select_subprotocol(request, offered)``,
+    ``max_connections`` (503; over TLS the connection is just closed),
+    ``handshake_timeout`` (slow or silent clients dropped), ``max_header_size``
+    (431). Transports: ``ssl_context``, ``host="::"`` (dual-stack), ``unix_socket``,
+    ``sock`` (a bound socket); listening sockets use ``SO_REUSEADDR``. Each
+    connection has one thread, started with ``thread_stack_size``.
     ``compression`` is ``"deflate"`` (accept permessage-deflate offers), ``None``
     (decline them) or a :class:`~simplews.DeflateConfig` (parameters, memory, threshold).
     """

@@ -17,7 +17,8 @@ def describe(ws: simplews.Connection) -> tuple:
     """What a handler can read about its client."""
     req = ws.request
     assert req is not None
-    return (req.path_only, req.query, req.headers.get("X-Token"), req.remote_address == ws.remote_address, ws.subprotocol)
+    assert req.subprotocol == ws.subprotocol
+    return (req.path_only, req.query, req.headers.get("X-Token"), req.remote_address == ws.remote_address, req.subprotocol)
 
 
 def test_request_in_every_callback_style(server_factory: Any) -> None:
