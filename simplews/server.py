@@ -224,10 +224,10 @@ class Server:
         """
         self.start()
         previous: Dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, self._on_signal)
         try:
+            if threading.current_thread() is threading.main_thread():
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    previous[sig] = signal.signal(sig, self._on_signal)
             while not self._stopping.is_set():
                 self._stopping.wait(0.5)
         except (_Interrupted, KeyboardInterrupt):
