@@ -6,7 +6,7 @@ import os
 import time
 
 import pytest
-from conftest import Session
+from endpoints import Session
 from rawpeer import BINARY, CLOSE, CONT, PING, PONG, TEXT
 
 # --- 2.x pings and pongs ---------------------------------------------------------------------

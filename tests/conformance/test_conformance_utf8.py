@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Session
+from endpoints import Session
 from rawpeer import CLOSE, CONT, TEXT, close_payload
 
 PREFIX = "κόσμε".encode()

@@ -6,7 +6,7 @@ import os
 import time
 
 import pytest
-from conftest import MiB, Session
+from endpoints import MiB, Session
 from rawpeer import BINARY, PING, PONG, TEXT
 
 SIZES = [0, 125, 126, 127, 65535, 65536]

@@ -6,7 +6,7 @@ import struct
 from typing import Callable
 
 import pytest
-from conftest import Session
+from endpoints import Session
 from helpers import wait_for
 from rawpeer import BINARY, CLOSE, PING, TEXT, close_payload
 
