@@ -7,7 +7,7 @@ import socket
 from typing import Any, Callable, Iterator, List
 
 import pytest
-from endpoints import BASE_OPTIONS, JOIN_TIMEOUT, ROLES, EchoClient, Session
+from endpoints import BASE_OPTIONS, JOIN_TIMEOUT, ROLES, EchoClient, Session, echo
 from rawpeer import client_handshake, server_handshake
 
 import simplews
@@ -23,7 +23,7 @@ def open_session() -> Iterator[Callable[..., Session]]:
         codes: queue.Queue[int] = queue.Queue()
         if role == "server":
             server = simplews.serve(
-                on_message=lambda ws, m: ws.send(m),
+                on_message=echo,
                 on_close=lambda ws, code, reason: codes.put(code),
                 port=0,
                 **opts,

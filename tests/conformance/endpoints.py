@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Optional
+from typing import Any, Optional
 
 from rawpeer import RawPeer
 
@@ -26,6 +26,18 @@ JOIN_TIMEOUT = 15.0
 
 # deterministic traffic: no keepalive pings, no compression (RSV bits must stay reserved)
 BASE_OPTIONS = {"compression": None, "ping_interval": None, "max_message_size": MAX_SIZE}
+
+
+#: a text message that makes the simplews side start the close handshake itself
+CLOSE_REQUEST = "please close with 4001"
+
+
+def echo(ws: simplews.Connection, message: Any) -> None:
+    """Echo ``message``, or close with 4001 when asked to."""
+    if message == CLOSE_REQUEST:
+        ws.close(4001, "asked to")
+    else:
+        ws.send(message)
 
 
 class EchoClient:
@@ -48,7 +60,7 @@ class EchoClient:
             return
         try:
             for message in ws:
-                ws.send(message)
+                echo(ws, message)
         except simplews.ConnectionClosed as exc:
             self.error = exc
         finally:

@@ -6,7 +6,7 @@ import struct
 from typing import Callable
 
 import pytest
-from endpoints import Session
+from endpoints import CLOSE_REQUEST, Session
 from helpers import wait_for
 from rawpeer import BINARY, CLOSE, PING, TEXT, close_payload
 
@@ -138,3 +138,13 @@ def test_client_initiated_close_waits_for_server(open_session: Callable[..., Ses
     peer.close()
     assert session.endpoint_code() == 1002
     assert isinstance(session.client.error, simplews.ConnectionClosedError)  # type: ignore[union-attr]
+
+
+def test_close_started_by_simplews(session: Session) -> None:
+    """simplews starts the close: it waits for our close, then the server drops TCP first / the client waits for it."""
+    peer = session.peer
+    peer.send(TEXT, CLOSE_REQUEST.encode())
+    peer.expect_close_frame(4001, b"asked to")
+    peer.send(TEXT, b"ignored: the endpoint already sent its close")
+    session.end_tcp(reply_code=4001)
+    assert session.endpoint_code() == 4001
