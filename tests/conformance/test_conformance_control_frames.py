@@ -172,3 +172,24 @@ def test_fragments_one_frame_per_write(session: Session) -> None:
         peer.send(TEXT if i == 0 else CONT, text[i : i + 1], fin=i == len(text) - 1)
     peer.expect_message(TEXT, text)
     session.close_normally()
+
+
+@pytest.mark.parametrize("bad", ["opcode", "rsv", "unmasking", "utf8"])
+def test_messages_before_a_violation_in_the_same_write_are_all_answered(session: Session, bad: str) -> None:
+    """Everything before the bad frame is echoed in order, then the connection fails; nothing after it counts."""
+    peer = session.peer
+    messages = [f"message {i}".encode() for i in range(20)]
+    blob = b"".join(peer.frame(TEXT, m) for m in messages)
+    if bad == "opcode":
+        blob += peer.frame(6, b"")
+    elif bad == "rsv":
+        blob += peer.frame(BINARY, b"x", rsv=2)
+    elif bad == "unmasking":
+        blob += peer.frame(TEXT, b"x", mask=not peer.is_client)
+    else:
+        blob += peer.frame(TEXT, b"\xc0\xaf")
+    blob += peer.frame(PING, b"after") + peer.frame(TEXT, b"after")
+    peer.send_raw(blob)
+    for message in messages:
+        peer.expect_message(TEXT, message)
+    session.finish(1007 if bad == "utf8" else 1002)
