@@ -43,7 +43,7 @@ def test_echo_16_mib(session: Session, opcode: int, record_property: pytest.Reco
     session.close_normally()
 
 
-@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 1000])
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 1000, 65535, 65536])
 @pytest.mark.parametrize("opcode", [TEXT, BINARY])
 def test_one_byte_per_write(session: Session, opcode: int, size: int) -> None:
     payload = _payload(opcode, size)
