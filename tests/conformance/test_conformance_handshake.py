@@ -162,7 +162,7 @@ def _run_client(response: bytes, **options: object) -> BaseException:
 GOOD = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
 
 
-@pytest.mark.parametrize("status", [200, 400, 403, 404, 426, 500, 503])
+@pytest.mark.parametrize("status", [200, 204, 302, 400, 403, 404, 426, 500, 503])
 def test_client_fails_on_status_other_than_101(status: int) -> None:
     exc = _run_client(f"HTTP/1.1 {status} Nope\r\nContent-Length: 0\r\n\r\n".encode())
     assert isinstance(exc, simplews.InvalidStatus) and exc.status == status
