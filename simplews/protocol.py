@@ -53,6 +53,14 @@ _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 Data = Union[str, bytes, bytearray, memoryview]
 
 
+def _truncate_reason(reason: str, limit: int = 123) -> str:
+    """Cut a close reason to at most ``limit`` UTF-8 bytes without splitting a character."""
+    data = reason.encode("utf-8")
+    if len(data) <= limit:
+        return reason
+    return data[:limit].decode("utf-8", "ignore")
+
+
 class State(enum.IntEnum):
     """Where the connection is in its life after the handshake."""
 
@@ -348,7 +356,7 @@ class Protocol:
         exc = self.failure
         assert exc is not None
         if self.close_sent is None and self.state is State.OPEN:
-            self._send_close(exc.code, str(exc)[:120])
+            self._send_close(exc.code, _truncate_reason(str(exc)))
         self.state = State.CLOSING if self.state is State.OPEN else self.state
 
     def fail(self, code: int, reason: str) -> None:
