@@ -136,6 +136,8 @@ class Connection:
         self._last_ping: Optional[float] = None
         self._awaiting_pong: Optional[bytes] = None
         self._pending_data = leftover
+        protocol.defer_failure_close = True  # answer messages received before a violation first
+        self._deferred_since: Optional[float] = None
         try:
             self.remote_address: Any = sock.getpeername()
             self.local_address: Any = sock.getsockname()
@@ -223,6 +225,9 @@ class Connection:
                     return queue.popleft()
                 if self._closed.is_set():
                     raise self.protocol.closed_exception()
+                if self.protocol.failure_deferred:  # every earlier message was handed out
+                    self._release_failure()
+                    continue
                 self._read_step(deadline)
         finally:
             self._read_lock.release()
@@ -298,6 +303,8 @@ class Connection:
             pass
         else:
             logger.debug("%r: sent close %s", self, code)
+            if self.protocol.failure is not None:
+                self._after_close_frame()
 
     def _wait_closed(self, timeout: Optional[float]) -> None:
         """Finish the close handshake: read the peer's close and end of stream, or force it."""
@@ -404,8 +411,25 @@ class Connection:
                 pass
         if not data:
             self._terminate()
+        elif protocol.failure_deferred:
+            if discard or not self._queue:
+                self._release_failure(block=not queue_only)
+            elif self._deferred_since is None:
+                self._deferred_since = time.monotonic()
         elif protocol.failure is not None:
             logger.info("%r: failing connection: %s", self, protocol.failure)
+            self._after_close_frame()
+
+    def _release_failure(self, block: bool = True) -> None:
+        """Send the close frame of a peer's violation held back until earlier messages were handed out."""
+        with self._state_lock:
+            self.protocol.release_failure()
+        if self.protocol.has_pending:
+            self._flush_pending(block=block)
+        logger.info("%r: failing connection: %s", self, self.protocol.failure)
+        if self.protocol.has_pending:  # a busy writer sends our close; no FIN before it
+            self._arm_close_deadline()
+        else:
             self._after_close_frame()
 
     def _after_close_frame(self) -> None:
@@ -567,6 +591,9 @@ class Connection:
         self._idle_read()
         if self._closed.is_set():
             return None
+        since = self._deferred_since
+        if since is not None and self.protocol.failure_deferred and now - since >= (self.close_timeout or IDLE_POLL_INTERVAL):
+            self._release_failure(block=False)  # nobody takes the earlier messages: fail now
         interval, timeout = self.ping_interval, self.ping_timeout
         state = self.protocol.state
         if interval and state in (State.OPEN, State.CLOSING):

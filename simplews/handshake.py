@@ -429,5 +429,7 @@ def build_reject(exc: InvalidHandshake) -> bytes:
     if exc.status == 426:
         headers.add("Upgrade", "websocket")
         headers.add("Sec-WebSocket-Version", "13")
+    elif exc.status == 405:
+        headers.add("Allow", "GET")  # RFC 9110 15.5.6: a 405 names the allowed methods
     body = f"{exc}\n".encode("utf-8", "replace")
     return build_response(exc.status, headers, body)

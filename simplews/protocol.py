@@ -53,6 +53,14 @@ _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 Data = Union[str, bytes, bytearray, memoryview]
 
 
+def _truncate_reason(reason: str, limit: int = 123) -> str:
+    """Cut a close reason to at most ``limit`` UTF-8 bytes without splitting a character."""
+    data = reason.encode("utf-8")
+    if len(data) <= limit:
+        return reason
+    return data[:limit].decode("utf-8", "ignore")
+
+
 class State(enum.IntEnum):
     """Where the connection is in its life after the handshake."""
 
@@ -114,6 +122,12 @@ class Protocol:
         self.failure: Optional[RemoteProtocolError] = None
         self.close_rcvd: Optional[Close] = None
         self.close_sent: Optional[Close] = None
+        #: set by a shell that hands messages to an application: the close frame failing
+        #: the connection then waits for :meth:`release_failure`, so that messages received
+        #: before the violation can still be answered first (Autobahn 3.2, 4.1.3, 5.x)
+        self.defer_failure_close = False
+        #: a peer's violation was recorded but its close frame is not queued yet
+        self.failure_deferred = False
         self._debug = logger.isEnabledFor(logging.DEBUG)
         self._pending: List[Any] = []
         self._buf = bytearray()
@@ -292,6 +306,11 @@ class Protocol:
                 text = decoder.decode(chunk, final)
             except UnicodeDecodeError:
                 raise RemoteProtocolError("invalid UTF-8 in text message", 1007) from None
+            if not final:
+                pending = decoder.getstate()[0]
+                # CPython waits for the 3rd byte of ED A0..BF; it is a surrogate already: fail fast
+                if len(pending) == 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+                    raise RemoteProtocolError("invalid UTF-8 in text message (surrogate)", 1007)
             if text:
                 self._m_parts.append(text)
         else:
@@ -316,23 +335,39 @@ class Protocol:
             self.state = State.CLOSED
             events.append(self.close_rcvd)
 
-    def _fail(self, exc: RemoteProtocolError) -> None:
+    def _fail(self, exc: RemoteProtocolError, defer: bool = True) -> None:
         """Fail the connection (RFC 6455 7.1.7): send a close frame, ignore the rest."""
         self.failure = exc
         if self._debug:
             logger.debug("protocol failure %d: %s", exc.code, exc)
+        if defer and self.defer_failure_close and self.close_sent is None and self.state is State.OPEN:
+            self.failure_deferred = True
+            return
+        self._close_for_failure()
+
+    def release_failure(self) -> None:
+        """Queue the close frame of a deferred failure (see :attr:`defer_failure_close`)."""
+        if self.failure_deferred:
+            self.failure_deferred = False
+            self._close_for_failure()
+
+    def _close_for_failure(self) -> None:
+        """Queue the close frame with the failure's code and stop sending data."""
+        exc = self.failure
+        assert exc is not None
         if self.close_sent is None and self.state is State.OPEN:
-            self._send_close(exc.code, str(exc)[:120])
+            self._send_close(exc.code, _truncate_reason(str(exc)))
         self.state = State.CLOSING if self.state is State.OPEN else self.state
 
     def fail(self, code: int, reason: str) -> None:
         """Fail the connection from our side (e.g. keepalive timeout) with ``code``."""
         if self.failure is None and self.state is not State.CLOSED:
-            self._fail(RemoteProtocolError(reason, code))
+            self._fail(RemoteProtocolError(reason, code), defer=False)
 
     def _eof(self) -> None:
         """The transport reached end of stream."""
         self.state = State.CLOSED
+        self.failure_deferred = False
         self._pending.clear()
 
     # --- sending --------------------------------------------------------------------
@@ -413,6 +448,9 @@ class Protocol:
 
     def send_close(self, code: Optional[int] = 1000, reason: str = "") -> List[Any]:
         """Start the close handshake; nothing is encoded if a close was already sent."""
+        if self.failure_deferred:  # the peer's violation decides the code
+            self.release_failure()
+            return self.data_to_send()
         if self.close_sent is not None or self.state is State.CLOSED:
             return []
         payload = encode_close(code, reason)  # validates before changing state

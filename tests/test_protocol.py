@@ -167,3 +167,11 @@ def test_local_misuse_raises() -> None:
         client.send_message(123)  # type: ignore[arg-type]
     with pytest.raises(LocalProtocolError):
         client.send_message("\ud800")
+
+
+def test_failure_close_reason_is_cut_to_123_utf8_bytes() -> None:
+    server = Protocol(False)
+    server.fail(1011, "é" * 200)
+    sent = wire(server.data_to_send())
+    assert sent[:2] == b"\x88\x7c"  # 2-byte code + 122 bytes: a 123rd would split a character
+    assert sent[4:].decode("utf-8") == "é" * 61
