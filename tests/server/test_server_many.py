@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import resource
 import socket
 import struct
+import sys
+import threading
 from typing import Any, List, Tuple
 
 import pytest
@@ -80,6 +83,31 @@ def test_a_thousand_concurrent_connections(enough_fds: Any, capsys: Any) -> None
         for sock, _ in conns:
             sock.close()
         server.shutdown()
+
+
+def thread_stack_size() -> int:
+    """The stack size of the calling thread, as glibc reports it."""
+    libc = ctypes.CDLL(None)
+    libc.pthread_self.restype = ctypes.c_ulong
+    attr = ctypes.create_string_buffer(256)  # larger than any pthread_attr_t
+    assert libc.pthread_getattr_np(ctypes.c_ulong(libc.pthread_self()), attr) == 0
+    size = ctypes.c_size_t()
+    try:
+        assert libc.pthread_attr_getstacksize(attr, ctypes.byref(size)) == 0
+    finally:
+        libc.pthread_attr_destroy(attr)
+    return size.value
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pthread_getattr_np is glibc's")
+@pytest.mark.parametrize("option, expected", [({}, 512 * 1024), ({"thread_stack_size": 1024 * 1024}, 1024 * 1024)])
+def test_connection_threads_get_the_configured_stack(server_factory: Any, option: Any, expected: int) -> None:
+    sizes: List[int] = []
+    server = server_factory(on_open=lambda ws: sizes.append(thread_stack_size()), **option)
+    with simplews.connect(server.url):
+        assert wait_for(lambda: sizes, timeout=20)
+    assert sizes == [expected]
+    assert threading.stack_size() == 0  # the process-wide default is left as it was
 
 
 def test_thread_stack_size_is_checked() -> None:
