@@ -42,6 +42,8 @@ DEFAULT_MAX_QUEUE = 32
 #: how often an idle connection's socket is polled for control frames
 IDLE_POLL_INTERVAL = 1.0
 _READ_SIZE = 256 * 1024
+#: TLS plaintext written per SSL_write when it must not block: fits whenever poll() reports POLLOUT
+TLS_RECORD_SIZE = 2048
 
 _TIMEOUT_ERRORS = (BlockingIOError, socket.timeout, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 _timeval = struct.Struct("@ll")
@@ -527,7 +529,10 @@ class Connection:
         """Write buffers in order (write lock held); a failure ends the connection."""
         sock = self.sock
         try:
-            if len(buffers) == 1 or self._is_tls:
+            if self._is_tls and self.send_timeout is not None:
+                for buf in buffers:
+                    self._tls_sendall(buf, self.send_timeout)
+            elif len(buffers) == 1 or self._is_tls:
                 for buf in buffers:
                     sock.sendall(buf)
             else:
@@ -540,6 +545,22 @@ class Connection:
             logger.debug("%r: write failed: %s", self, exc)
             self._terminate()
             raise self.protocol.closed_exception() from exc
+
+    def _tls_sendall(self, buf: Any, timeout: float) -> None:
+        """``sendall`` over TLS that raises ``socket.timeout`` after ``timeout`` s without progress.
+
+        SSL_write ignores SO_SNDTIMEO (CPython retries it forever), so write small
+        records, each only once poll() reports room for it.
+        """
+        sock = self.sock
+        view = memoryview(buf).cast("B")
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLOUT)
+        wait_ms = max(1, int(timeout * 1000))
+        while view:
+            if not poller.poll(wait_ms):
+                raise socket.timeout("send timed out")
+            view = view[sock.send(view[:TLS_RECORD_SIZE]) :]
 
     def _sendmsg_all(self, buffers: List[Any]) -> None:
         """``sendall`` for a list of buffers, via ``sendmsg`` (no joining copy)."""

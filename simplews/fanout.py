@@ -25,7 +25,7 @@ import socket
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from .connection import Connection
+from .connection import TLS_RECORD_SIZE, Connection
 from .exceptions import ConnectionClosed, WebSocketError
 
 __all__ = ["fan_out", "abort_slow", "DEFAULT_BROADCAST_TIMEOUT"]
@@ -34,7 +34,6 @@ logger = logging.getLogger("simplews")
 
 #: How long :meth:`Server.broadcast` waits, in total, for slow peers to take a message.
 DEFAULT_BROADCAST_TIMEOUT = 2.0
-_TLS_RECORD = 2048  # small enough to fit whenever poll() reports POLLOUT on a TCP socket
 _WAIT_SLICE = 0.01  # how often write locks held by other threads are retried
 
 Prepare = Callable[[Connection], Optional[bytes]]
@@ -65,7 +64,7 @@ def _write_some(conn: Connection, view: memoryview) -> int:
     poller.register(sock.fileno(), select.POLLOUT)
     total = 0
     while total < len(view) and poller.poll(0):
-        total += sock.send(view[total : total + _TLS_RECORD])
+        total += sock.send(view[total : total + TLS_RECORD_SIZE])
     return total
 
 

@@ -92,3 +92,41 @@ def test_tls_shutdown_with_a_writer_stuck_on_a_client_that_never_reads(contexts:
     thread.join(30)
     assert done.is_set()
     stuck.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("use_tls", [False, True])
+def test_send_timeout_aborts_a_client_that_never_reads(contexts: Any, server_factory: Any, use_tls: bool) -> None:
+    """A handler's send() to a stalled client raises WebSocketTimeout after send_timeout (also over
+    TLS, where SO_SNDTIMEO alone does not work) and only that connection is aborted."""
+    server_ctx, client_ctx = contexts
+    errors: queue.Queue[BaseException] = queue.Queue()
+    closes: queue.Queue[int] = queue.Queue()
+
+    def on_message(ws: simplews.Connection, message: Any) -> None:
+        if message == b"flood me":
+            while True:
+                ws.send(b"x" * 1_000_000)
+        ws.send(message)
+
+    server = server_factory(on_message=on_message, send_timeout=0.5, compression=None,
+                            ssl_context=server_ctx if use_tls else None,
+                            on_error=lambda ws, exc: errors.put(exc), on_close=lambda ws, code, reason: closes.put(code))
+    if use_tls:
+        stalled, _ = tls_client(server.port, client_ctx, rcvbuf=4096)
+        healthy = simplews.connect(server.url, ssl_context=client_ctx)
+    else:
+        stalled = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.sendall(upgrade_request())
+        assert read_response(stalled)[0] == 101
+        healthy = simplews.connect(server.url)
+    try:
+        stalled.sendall(client_frame(b"flood me", opcode=0x2))
+        assert isinstance(errors.get(timeout=30), simplews.WebSocketTimeout)
+        assert closes.get(timeout=10) == 1006
+        healthy.send("still served")
+        assert healthy.recv(timeout=10) == "still served"
+    finally:
+        healthy.close()
+        stalled.close()
