@@ -1,0 +1,245 @@
+"""Adapters: one small shim per library, reducing it to a common shape.
+
+Client side: ``connect(url)`` returns a :class:`~benchmarks.apps.ClientConn`
+made of the library's own bound methods (no wrapper call per message).
+Server side: ``serve(make_on_message)`` starts the library's server on
+127.0.0.1, port 0, and returns a :class:`ServerHandle`; the handler is the
+library's most direct per-message path.
+
+Libraries are imported lazily inside the adapter functions, so a library
+that is not installed only skips its own rows.
+
+Settings that differ from a library's defaults, for fairness:
+
+* compression off everywhere (``compression=None``; the fixed peers never
+  negotiate extensions anyway);
+* keepalive pings off (``ping_interval=None``) where a library has them on
+  by default (websockets), so no background traffic disturbs the counts.
+
+Everything else (buffer sizes, size limits, UTF-8 validation, Nagle,
+thread-safety locks) is the library's default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any, Callable, Dict, Optional, Set
+
+from benchmarks.apps import ClientConn, OnMessage
+from benchmarks.codec import read_http_head
+
+Broadcast = Callable[[str], object]
+MakeHandler = Callable[[Optional[Broadcast]], OnMessage]
+
+
+@dataclasses.dataclass
+class ServerHandle:
+    """A running server: its port and a way to stop it."""
+
+    port: int
+    stop: Callable[[], object]
+
+
+@dataclasses.dataclass(frozen=True)
+class Adapter:
+    """How to drive one library; ``client``/``server`` are None if unsupported.
+
+    ``imports`` is what a client process runs to get the client entry point
+    (attribute access included, so lazy imports are counted); ``probe``
+    checks that the library is usable at all.
+    """
+
+    name: str
+    imports: str
+    dist: Optional[str]
+    probe: str
+    client: Optional[Callable[[str, str, int], ClientConn]] = None
+    server: Optional[Callable[[MakeHandler], ServerHandle]] = None
+    server_binary: bool = True
+    note: str = ""
+
+
+def _start_thread(target: Callable[[], object]) -> None:
+    threading.Thread(target=target, daemon=True).start()
+
+
+# -- raw TCP --------------------------------------------------------------
+
+def raw_client(url: str, host: str, port: int) -> ClientConn:
+    from benchmarks.raw import RawConnection
+    conn = RawConnection.connect(host, port)
+    return ClientConn(conn.send_text, conn.send_binary, conn.recv, conn.close)
+
+
+def raw_server(make_handler: MakeHandler) -> ServerHandle:
+    from benchmarks.raw import RawServer
+    holder: Dict[str, RawServer] = {}
+    server = RawServer(make_handler(lambda m: holder["s"].broadcast(m)))
+    holder["s"] = server
+    server.start()
+    return ServerHandle(server.port, server.shutdown)
+
+
+# -- websockets (sync API) -------------------------------------------------
+
+def websockets_client(url: str, host: str, port: int) -> ClientConn:
+    from websockets.sync.client import connect
+    ws = connect(url, compression=None, ping_interval=None)
+    return ClientConn(ws.send, ws.send, ws.recv, ws.close)
+
+
+def websockets_server(make_handler: MakeHandler) -> ServerHandle:
+    from websockets.sync.server import broadcast, serve
+    holder: Dict[str, Any] = {}
+    on_message = make_handler(lambda m: broadcast(holder["s"].connections, m))
+
+    def handler(ws: Any) -> None:
+        send = ws.send
+        for message in ws:
+            on_message(send, message)
+
+    server = serve(handler, "127.0.0.1", 0, compression=None, ping_interval=None)
+    holder["s"] = server
+    _start_thread(server.serve_forever)
+    return ServerHandle(server.socket.getsockname()[1], server.shutdown)
+
+
+# -- websocket-client (client only) ----------------------------------------
+
+def websocket_client_client(url: str, host: str, port: int) -> ClientConn:
+    import websocket
+    ws = websocket.create_connection(url)
+    return ClientConn(ws.send, ws.send_binary, ws.recv, ws.close)
+
+
+# -- simple-websocket --------------------------------------------------------
+
+def simple_websocket_client(url: str, host: str, port: int) -> ClientConn:
+    import simple_websocket
+    ws = simple_websocket.Client.connect(url)
+    return ClientConn(ws.send, ws.send, ws.receive, ws.close)
+
+
+def _wsgi_environ(head: bytes, sock: Any) -> dict:
+    """The WSGI-like environ simple-websocket expects (as werkzeug builds it)."""
+    environ = {"werkzeug.socket": sock, "REQUEST_METHOD": "GET"}
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        environ["HTTP_" + name.strip().upper().replace("-", "_")] = value.strip()
+    return environ
+
+
+def simple_websocket_server(make_handler: MakeHandler) -> ServerHandle:
+    """Thread per connection, like werkzeug's threaded server, then
+    ``simple_websocket.Server.accept(environ)`` and a ``receive()`` loop."""
+    import socket
+
+    import simple_websocket
+    conns: Set[Any] = set()
+    lock = threading.Lock()
+
+    def broadcast(message: str) -> int:
+        with lock:
+            targets = list(conns)
+        for ws in targets:
+            try:
+                ws.send(message)
+            except Exception:  # noqa: BLE001 - one bad client must not stop it
+                pass
+        return len(targets)
+
+    on_message = make_handler(broadcast)
+
+    def serve_connection(sock: socket.socket) -> None:
+        try:
+            head, _rest = read_http_head(sock)
+            ws = simple_websocket.Server.accept(_wsgi_environ(head, sock))
+        except Exception:  # noqa: BLE001
+            sock.close()
+            return
+        with lock:
+            conns.add(ws)
+        send, receive = ws.send, ws.receive
+        try:
+            while True:
+                on_message(send, receive())
+        except simple_websocket.ConnectionClosed:
+            pass
+        finally:
+            with lock:
+                conns.discard(ws)
+
+    listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+
+    def accept_loop() -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve_connection, args=(sock,), daemon=True).start()
+
+    _start_thread(accept_loop)
+    return ServerHandle(listener.getsockname()[1], listener.close)
+
+
+# -- websocket-server (server only, text only) ------------------------------
+
+def websocket_server_server(make_handler: MakeHandler) -> ServerHandle:
+    import logging
+
+    from websocket_server import WebsocketServer
+    server = WebsocketServer(host="127.0.0.1", port=0, loglevel=logging.WARNING)
+    on_message = make_handler(server.send_message_to_all)
+    server.set_fn_message_received(
+        lambda client, _server, message: on_message(client["handler"].send_message, message)
+    )
+    server.run_forever(threaded=True)
+    return ServerHandle(server.port, server.shutdown_abruptly)
+
+
+# -- simplews ----------------------------------------------------------------
+
+def simplews_client(url: str, host: str, port: int) -> ClientConn:
+    import simplews
+    ws = simplews.connect(url, compression=None, ping_interval=None)
+    return ClientConn(ws.send, ws.send, ws.recv, ws.close)
+
+
+def simplews_server(make_handler: MakeHandler) -> ServerHandle:
+    import simplews
+    holder: Dict[str, Any] = {}
+    on_message = make_handler(lambda m: holder["s"].broadcast(m))
+    server = simplews.Server(
+        on_message=lambda ws, message: on_message(ws.send, message),
+        host="127.0.0.1", port=0, compression=None, ping_interval=None,
+    )
+    holder["s"] = server
+    server.start()
+    return ServerHandle(server.port, server.shutdown)
+
+
+ADAPTERS: Dict[str, Adapter] = {a.name: a for a in (
+    Adapter("raw-tcp", "import socket", None, "import socket",
+            client=raw_client, server=raw_server),
+    Adapter("websockets", "from websockets.sync.client import connect", "websockets",
+            "import websockets.sync.client, websockets.sync.server",
+            client=websockets_client, server=websockets_server,
+            note="sync API, compression=None, ping_interval=None"),
+    Adapter("websocket-client", "import websocket; websocket.create_connection", "websocket-client",
+            "import websocket; websocket.create_connection",
+            client=websocket_client_client),
+    Adapter("simple-websocket", "import simple_websocket; simple_websocket.Client", "simple-websocket",
+            "import simple_websocket; simple_websocket.Server.accept",
+            client=simple_websocket_client, server=simple_websocket_server),
+    Adapter("websocket-server", "import websocket_server; websocket_server.WebsocketServer", "websocket-server",
+            "import websocket_server; websocket_server.WebsocketServer",
+            server=websocket_server_server, server_binary=False,
+            note="no binary frames: upload workloads n/a"),
+    Adapter("simplews", "import simplews; simplews.connect", None,
+            "import simplews; simplews.connect; simplews.Server",
+            client=simplews_client, server=simplews_server),
+)}
+
+BASELINE = "raw-tcp"

@@ -1,0 +1,354 @@
+"""The fast fixed peer: a minimal hand-written WebSocket / raw TCP endpoint.
+
+The same peer faces every library, so it must never be the bottleneck:
+frames are pre-built once and sent with ``sendall`` (batched where the
+pattern allows), data is read with ``recv_into`` a large reusable buffer,
+and where the expected bytes are known in advance (replies to our own
+requests, streams, broadcasts) the peer only counts bytes instead of parsing
+frames.  It does not validate what it receives (no UTF-8 check, binary
+payloads are skipped unread); correctness is spot-checked on the last
+message of each run.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+import time
+from typing import Callable, Dict, List
+
+from benchmarks.codec import (
+    CODECS,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    Scanner,
+)
+
+RECV_BUFFER = 4 * 1024 * 1024
+STREAM_BATCH = 1000
+Sync = Callable[[str], None]
+
+
+def _nodelay(sock: socket.socket) -> None:
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+# --------------------------------------------------------------------------
+# Fixed server (faces the libraries' clients: "client role" workloads)
+# --------------------------------------------------------------------------
+
+class FixedServer:
+    """Thread-per-connection fixed server for the client-role workloads.
+
+    Behaviour depends on the workload kind:
+
+    * ``echo``: answer every data message with the pre-built echo frame;
+    * ``stream``: a text message ``N`` asks for N pre-built messages;
+    * ``upload``: count data messages; a text message asks for the count.
+    """
+
+    def __init__(self, codec_name: str, params: dict, timeout: float) -> None:
+        self.codec = CODECS[codec_name]
+        self.params = params
+        self.timeout = timeout
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+        self.port = self.listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+        payload = b"x" * params["size"]
+        self.reply = self.codec.frame(payload, text=True, masked=False)
+
+    def start(self) -> None:
+        """Start accepting in a daemon thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting (connection threads are daemons)."""
+        self.listener.close()
+
+    def _accept_loop(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        try:
+            with sock:
+                _nodelay(sock)
+                sock.settimeout(self.timeout)
+                self._serve_frames(sock)
+        except (OSError, ValueError):
+            pass
+
+    def _serve_frames(self, sock: socket.socket) -> None:
+        codec = self.codec
+        scanner = Scanner(codec)
+        buf = bytearray(RECV_BUFFER)
+        view = memoryview(buf)
+        kind = self.params["kind"]
+        reply = self.reply
+        pending = codec.server_handshake(sock)
+        count = 0
+        while True:
+            if pending:
+                events, pending = scanner.feed(memoryview(pending)), b""
+            else:
+                n = sock.recv_into(buf)
+                if not n:
+                    return
+                events = scanner.feed(view[:n])
+            replies = 0
+            for opcode, fin, payload in events:
+                if opcode == OP_CLOSE:
+                    sock.sendall(codec.close_frame(masked=False))
+                    return
+                if opcode == OP_PING:
+                    sock.sendall(codec.frame(payload, False, False, opcode=OP_PONG))
+                elif opcode == OP_PONG or not fin:
+                    continue
+                elif kind == "echo":
+                    replies += 1
+                elif kind == "stream" and opcode == OP_TEXT:
+                    self._send_stream(sock, int(payload or b"0"))
+                elif kind == "upload" and opcode == OP_TEXT:
+                    sock.sendall(codec.frame(str(count).encode(), True, False))
+                    count = 0
+                else:
+                    count += 1
+            if replies:
+                sock.sendall(reply * replies)
+
+    def _send_stream(self, sock: socket.socket, n: int) -> None:
+        batch = self.reply * STREAM_BATCH
+        full, rest = divmod(n, STREAM_BATCH)
+        for _ in range(full):
+            sock.sendall(batch)
+        if rest:
+            sock.sendall(self.reply * rest)
+
+
+# --------------------------------------------------------------------------
+# Fixed clients (face the libraries' servers: "server role" workloads)
+# --------------------------------------------------------------------------
+
+class FixedClient:
+    """Fixed client connections plus the server-role traffic patterns.
+
+    Every public ``run_*`` method returns a result dict with at least
+    ``count`` (operations timed) and ``seconds``, and calls ``sync("start")``
+    / ``sync("end")`` just outside the timed section (the orchestrator reads
+    the library process's CPU time there).
+    """
+
+    def __init__(self, codec_name: str, port: int, params: dict, timeout: float) -> None:
+        self.codec = CODECS[codec_name]
+        self.port = port
+        self.params = params
+        self.timeout = timeout
+        self.buf = bytearray(RECV_BUFFER)
+        self.view = memoryview(self.buf)
+        payload = b"x" * params["size"]
+        self.request = self.codec.frame(payload, text=True, masked=True)
+        self.reply = self.codec.frame(payload, text=True, masked=False)
+
+    # -- connections -------------------------------------------------------
+
+    def connect(self) -> socket.socket:
+        """Open one connection and complete the handshake."""
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
+        _nodelay(sock)
+        if self.codec.client_handshake(sock, self.port):
+            raise ConnectionError("unexpected data right after the handshake")
+        return sock
+
+    def close(self, sock: socket.socket) -> None:
+        """Send a close frame (WebSocket) and close without waiting."""
+        try:
+            sock.sendall(self.codec.close_frame(masked=True))
+        except OSError:
+            pass
+        sock.close()
+
+    def _recv_bytes(self, sock: socket.socket, nbytes: int) -> int:
+        """Receive exactly ``nbytes`` (counted, discarded); return the last chunk size."""
+        buf = self.buf
+        last = 0
+        while nbytes > 0:
+            last = sock.recv_into(buf)
+            if not last:
+                raise ConnectionError("server closed the connection")
+            nbytes -= last
+        if nbytes:
+            raise ConnectionError(f"server sent {-nbytes} unexpected bytes")
+        return last
+
+    def _check_tail(self, last: int, expected: bytes) -> None:
+        if last >= len(expected) and self.buf[last - len(expected):last] != expected:
+            raise ConnectionError("unexpected bytes at the end of the run")
+
+    def _recv_text(self, sock: socket.socket) -> bytes:
+        """Receive frames until a text message arrives; return its payload."""
+        scanner = Scanner(self.codec)
+        for _ in range(1_000_000):
+            n = sock.recv_into(self.buf)
+            if not n:
+                raise ConnectionError("server closed the connection")
+            for opcode, _fin, payload in scanner.feed(self.view[:n]):
+                if opcode == OP_TEXT:
+                    return payload or b""
+        raise ConnectionError("no text message received")
+
+    def _echo_once(self, sock: socket.socket) -> None:
+        sock.sendall(self.request)
+        last = self._recv_bytes(sock, len(self.reply))
+        self._check_tail(last, self.reply)
+
+    # -- workloads ---------------------------------------------------------
+
+    def run_echo(self, sync: Sync) -> dict:
+        """Round trips of one text message, waiting for each echo."""
+        sock = self.connect()
+        request, size = self.request, len(self.reply)
+        sendall, recv_bytes = sock.sendall, self._recv_bytes
+
+        def loop(n: int) -> None:
+            for _ in range(n):
+                sendall(request)
+                recv_bytes(sock, size)
+
+        loop(self.params["warmup"])
+        count = self.params["count"]
+        sync("start")
+        start = time.perf_counter()
+        loop(count)
+        seconds = time.perf_counter() - start
+        sync("end")
+        self._echo_once(sock)
+        self.close(sock)
+        return {"count": count, "seconds": seconds}
+
+    def run_stream(self, sync: Sync) -> dict:
+        """Ask the server for N messages and count them (by bytes) as they arrive."""
+        sock = self.connect()
+
+        def ask(n: int) -> None:
+            sock.sendall(self.codec.frame(str(n).encode(), text=True, masked=True))
+            last = self._recv_bytes(sock, n * len(self.reply))
+            self._check_tail(last, self.reply)
+
+        ask(self.params["warmup"])
+        count = self.params["count"]
+        sync("start")
+        start = time.perf_counter()
+        ask(count)
+        seconds = time.perf_counter() - start
+        sync("end")
+        self.close(sock)
+        return {"count": count, "seconds": seconds}
+
+    def run_upload(self, sync: Sync) -> dict:
+        """Send pre-built masked binary frames, then ask for the received count."""
+        sock = self.connect()
+        frame = self.codec.frame(b"\xab" * self.params["size"], text=False, masked=True)
+        sync_request = self.codec.frame(b"sync", text=True, masked=True)
+
+        def upload(n: int) -> None:
+            for _ in range(n):
+                sock.sendall(frame)
+            sock.sendall(sync_request)
+            got = int(self._recv_text(sock))
+            if got != n:
+                raise ConnectionError(f"server counted {got} of {n} messages")
+
+        upload(self.params["warmup"])
+        count = self.params["count"]
+        sync("start")
+        start = time.perf_counter()
+        upload(count)
+        seconds = time.perf_counter() - start
+        sync("end")
+        self.close(sock)
+        return {"count": count, "seconds": seconds, "bytes": count * self.params["size"]}
+
+    def _open_echoed(self, n: int, socks: List[socket.socket]) -> None:
+        """Open ``n`` connections, one echo each (so the server's handler runs)."""
+        for _ in range(n):
+            try:
+                sock = self.connect()
+                socks.append(sock)
+                self._echo_once(sock)
+            except OSError as exc:
+                raise ConnectionError(f"connection {len(socks)} failed: {exc!r}") from exc
+
+    def run_idle(self, sync: Sync) -> dict:
+        """Open connections that stay idle; the orchestrator reads server RSS."""
+        socks: List[socket.socket] = []
+        self._open_echoed(self.params["warmup"], socks)
+        sync("warm")
+        conns = self.params["conns"]
+        start = time.perf_counter()
+        self._open_echoed(conns, socks)
+        seconds = time.perf_counter() - start
+        sync("loaded")
+        for sock in socks:
+            self.close(sock)
+        return {"count": conns, "seconds": seconds}
+
+    def run_broadcast(self, sync: Sync) -> dict:
+        """Open N connections, trigger broadcasts, count deliveries on all of them."""
+        socks: List[socket.socket] = []
+        conns = self.params["conns"]
+        self._open_echoed(conns, socks)
+        for sock in socks:
+            sock.setblocking(False)
+        poller = select.epoll(sizehint=conns)
+        try:
+            self._broadcast(socks, poller, self.params["warmup"])
+            count = self.params["count"]
+            sync("start")
+            start = time.perf_counter()
+            self._broadcast(socks, poller, count)
+            seconds = time.perf_counter() - start
+            sync("end")
+        finally:
+            poller.close()
+        for sock in socks:
+            sock.setblocking(True)
+            self.close(sock)
+        return {"count": count * conns, "seconds": seconds}
+
+    def _broadcast(self, socks: List[socket.socket], poller: select.epoll, n: int) -> None:
+        by_fd: Dict[int, socket.socket] = {s.fileno(): s for s in socks}
+        remaining: Dict[int, int] = {fd: n * len(self.reply) for fd in by_fd}
+        for fd in by_fd:
+            poller.register(fd, select.EPOLLIN)
+        trigger = self.codec.frame(b"!%d" % n, text=True, masked=True)
+        socks[0].setblocking(True)
+        socks[0].sendall(trigger)
+        socks[0].setblocking(False)
+        buf = self.buf
+        deadline = time.monotonic() + self.timeout
+        while remaining:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(remaining)} clients still waiting")
+            for fd, _ev in poller.poll(1.0):
+                try:
+                    got = by_fd[fd].recv_into(buf)
+                except BlockingIOError:
+                    continue
+                if not got:
+                    raise ConnectionError("server closed a connection")
+                left = remaining[fd] - got
+                if left > 0:
+                    remaining[fd] = left
+                    continue
+                if left < 0:
+                    raise ConnectionError("server sent unexpected bytes")
+                self._check_tail(got, self.reply)
+                del remaining[fd]
+                poller.unregister(fd)

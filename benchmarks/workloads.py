@@ -1,0 +1,116 @@
+"""Workload definitions: what is measured, how much, and the issue's targets.
+
+A workload is run for a fixed *count* (messages, connections, imports), never
+for a fixed time, so that every library does exactly the same work.  Counts
+have a full value and a ``--quick`` value (CI smoke test).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, Optional, Tuple
+
+CLIENT = "client"
+SERVER = "server"
+
+KIB = 1024
+MIB = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """One benchmark workload.
+
+    ``kind`` selects the traffic pattern (the code path in the workers);
+    ``size`` is the payload size in bytes; ``count`` / ``quick_count`` the
+    number of timed operations; ``warmup`` / ``quick_warmup`` the untimed
+    operations done first in the same process.  ``conns`` is the number of
+    connections for the multi-connection workloads.
+    """
+
+    name: str
+    kind: str
+    roles: Tuple[str, ...]
+    size: int
+    count: int
+    quick_count: int
+    warmup: int
+    quick_warmup: int
+    unit: str
+    higher_is_better: bool = True
+    binary: bool = False
+    conns: int = 1
+    quick_conns: int = 1
+    description: str = ""
+
+    def params(self, quick: bool, conns: Optional[int] = None) -> Dict[str, Any]:
+        """The JSON-able parameters a worker needs for this workload."""
+        default_conns = self.quick_conns if quick else self.conns
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "size": self.size,
+            "count": self.quick_count if quick else self.count,
+            "warmup": self.quick_warmup if quick else self.warmup,
+            "binary": self.binary,
+            "conns": conns if (conns and self.conns > 1) else default_conns,
+        }
+
+
+WORKLOADS: Tuple[Workload, ...] = (
+    Workload(
+        "echo", "echo", (CLIENT, SERVER), size=32, count=20_000, quick_count=2_000,
+        warmup=1_000, quick_warmup=200, unit="msg/s",
+        description="1 connection, 32-byte text, wait for each echo",
+    ),
+    Workload(
+        "stream", "stream", (CLIENT, SERVER), size=100, count=200_000,
+        quick_count=20_000, warmup=5_000, quick_warmup=1_000, unit="msg/s",
+        description="server sends 100-byte text messages as fast as it can",
+    ),
+    Workload(
+        "upload-1m", "upload", (CLIENT, SERVER), size=MIB, count=200, quick_count=20,
+        warmup=10, quick_warmup=3, unit="MiB/s", binary=True,
+        description="1 MiB binary messages, masked, client -> server",
+    ),
+    Workload(
+        "upload-64k", "upload", (CLIENT, SERVER), size=64 * KIB, count=3_000,
+        quick_count=300, warmup=100, quick_warmup=20, unit="MiB/s", binary=True,
+        description="64 KiB binary messages, masked, client -> server",
+    ),
+    Workload(
+        "idle", "idle", (SERVER,), size=32, count=1, quick_count=1, warmup=20,
+        quick_warmup=10, unit="KiB/conn", higher_is_better=False, conns=1_000,
+        quick_conns=200,
+        description="server RSS per idle connection (handshake + one echo each)",
+    ),
+    Workload(
+        "broadcast", "broadcast", (SERVER,), size=100, count=100, quick_count=10,
+        warmup=5, quick_warmup=2, unit="msg/s", conns=1_000, quick_conns=200,
+        description="server broadcasts 100-byte text to every client; "
+        "msg/s counts deliveries",
+    ),
+    Workload(
+        "import", "import", (CLIENT,), size=0, count=1, quick_count=1, warmup=1,
+        quick_warmup=1, unit="ms", higher_is_better=False,
+        description="`python -X importtime`: the client entry point, e.g. `import simplews; simplews.connect`",
+    ),
+)
+
+WORKLOADS_BY_NAME: Dict[str, Workload] = {w.name: w for w in WORKLOADS}
+
+# Ratios to raw TCP that simplews must reach (from the issue).  For "idle"
+# the number is the maximum memory ratio; for "import" it is milliseconds.
+TARGETS: Dict[Tuple[str, str], Tuple[str, float]] = {
+    ("echo", CLIENT): (">=", 0.75),
+    ("echo", SERVER): (">=", 0.85),
+    ("stream", CLIENT): (">=", 0.60),
+    ("stream", SERVER): (">=", 0.75),
+    ("upload-1m", CLIENT): (">=", 0.30),
+    ("upload-1m", SERVER): (">=", 0.30),
+    ("upload-64k", CLIENT): (">=", 0.80),
+    ("upload-64k", SERVER): (">=", 0.80),
+    ("idle", SERVER): ("<=", 1.30),
+    ("broadcast", SERVER): (">=", 0.85),
+    ("import", CLIENT): ("<", 25.0),
+}
