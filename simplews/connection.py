@@ -41,7 +41,7 @@ DEFAULT_CLOSE_TIMEOUT = 10.0
 DEFAULT_MAX_QUEUE = 32
 #: how often an idle connection's socket is polled for control frames
 IDLE_POLL_INTERVAL = 1.0
-_READ_SIZE = 256 * 1024
+_READ_SIZE = 64 * 1024  # under glibc's mmap threshold: a bigger read size maps and unmaps memory per read
 #: TLS plaintext written per SSL_write when it must not block: fits whenever poll() reports POLLOUT
 TLS_RECORD_SIZE = 2048
 
@@ -198,10 +198,10 @@ class Connection:
         with self._write_lock:
             with self._state_lock:
                 out = self.protocol.send_message(message, text=text)
-                if self.protocol.has_pending:
+                if self.protocol._pending:
                     out[:0] = self.protocol.data_to_send()
             self._write(out)
-        if self.protocol.has_pending:
+        if self.protocol._pending:
             self._flush_pending()
 
     def recv(self, timeout: Optional[float] = None) -> Union[str, bytes]:
@@ -218,19 +218,34 @@ class Connection:
                 return queue.popleft()
             except IndexError:  # another thread took it
                 pass
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if not self._read_lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
-            raise WebSocketTimeout("recv() timed out")
+        if timeout is None:
+            deadline = None
+            self._read_lock.acquire()
+        else:
+            deadline = time.monotonic() + timeout
+            if not self._read_lock.acquire(timeout=max(timeout, 0)):
+                raise WebSocketTimeout("recv() timed out")
+        protocol = self.protocol
         try:
             while True:
                 if queue:
                     return queue.popleft()
                 if self._closed.is_set():
-                    raise self.protocol.closed_exception()
-                if self.protocol.failure_deferred:  # every earlier message was handed out
+                    raise protocol.closed_exception()
+                if protocol.failure_deferred:  # every earlier message was handed out
                     self._release_failure()
                     continue
-                self._read_step(deadline)
+                if deadline is None and self._rcvtimeo == 0.0 and self._close_deadline is None and not self._is_tls:
+                    # hot path: a blocking read with nothing special going on
+                    try:
+                        data = self.sock.recv(_READ_SIZE)
+                    except OSError as exc:
+                        logger.debug("%r: read failed: %s", self, exc)
+                        self._terminate()
+                        continue
+                    self._process(data)
+                else:
+                    self._read_step(deadline)
         finally:
             self._read_lock.release()
 
@@ -398,7 +413,7 @@ class Connection:
         protocol = self.protocol
         with self._state_lock:
             events = protocol.receive_data(data)
-        if protocol.has_pending:
+        if protocol._pending:
             self._flush_pending(block=not queue_only)
         for event in events:
             if type(event) is Message:

@@ -130,6 +130,8 @@ class Protocol:
         self.failure_deferred = False
         self._debug = logger.isEnabledFor(logging.DEBUG)
         self._pending: List[Any] = []
+        self._keys = b""
+        self._key_pos = 0
         self._buf = bytearray()
         # the data frame being received
         self._in_frame = False
@@ -181,8 +183,17 @@ class Protocol:
         """Parse as much of ``buf`` as possible; return how far it got."""
         pos = 0
         end = len(buf)
+        limit = self.max_message_size
+        want_mask = not self.is_client
         while pos < end and self.close_rcvd is None:
             if not self._in_frame:
+                if not self._m_opcode and end - pos >= 2:
+                    b0 = buf[pos]
+                    if b0 == 0x81 or b0 == 0x82:
+                        stop = self._whole_frame(buf, pos, end, b0, limit, want_mask, events)
+                        if stop:
+                            pos = stop
+                            continue
                 header = parse_header(buf, pos)
                 if header is None:
                     break
@@ -221,6 +232,44 @@ class Protocol:
             else:
                 self._add_chunk(chunk, False)
         return pos
+
+    def _whole_frame(
+        self, buf: Any, pos: int, end: int, b0: int, limit: Optional[int], want_mask: bool, events: List[Event]
+    ) -> int:
+        """Fast path: a complete, final, uncompressed text or binary frame at ``pos``.
+
+        Returns where the frame ends, or 0 to let the general path handle it.
+        """
+        b1 = buf[pos + 1]
+        if bool(b1 & 0x80) is not want_mask:
+            return 0
+        length = b1 & 0x7F
+        start = pos + 2
+        if length == 126:
+            if end - pos < 4:
+                return 0
+            length = (buf[pos + 2] << 8) | buf[pos + 3]
+            start = pos + 4
+        elif length == 127:
+            return 0
+        if limit is not None and length > limit:
+            return 0
+        if want_mask:
+            start += 4
+        stop = start + length
+        if stop > end:
+            return 0
+        payload = buf[start:stop]
+        if want_mask and length:
+            payload = apply_mask(payload, bytes(buf[start - 4 : start]))
+        if b0 == 0x81:
+            try:
+                events.append(Message(str(payload, "utf-8")))
+            except UnicodeDecodeError:
+                raise RemoteProtocolError("invalid UTF-8 in text message", 1007) from None
+        else:
+            events.append(Message(payload if type(payload) is bytes else bytes(payload)))
+        return stop
 
     def _check_header(
         self, fin: bool, rsv1: bool, rsv2: bool, rsv3: bool, opcode: int, masked: bool, length: int
@@ -393,8 +442,17 @@ class Protocol:
         ``str`` becomes a text message and bytes-like a binary one unless
         ``text`` says otherwise (``text=True`` needs valid UTF-8 bytes).
         """
-        self._check_open()
-        if isinstance(data, str):
+        if self.state is not State.OPEN:
+            raise self.closed_exception()
+        if type(data) is str and text is None and self.extension is None:
+            try:
+                payload: Any = data.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise LocalProtocolError(f"text is not encodable as UTF-8: {exc}") from None
+            if len(payload) < 126 and (self.frame_size is None or len(payload) <= self.frame_size):
+                return [self._small_frame(0x81, payload)]
+            opcode = _TEXT
+        elif isinstance(data, str):
             try:
                 payload: Any = data.encode("utf-8")
             except UnicodeEncodeError as exc:
@@ -412,6 +470,27 @@ class Protocol:
             opcode = _TEXT if text else _BINARY
         else:
             raise TypeError(f"data must be str or bytes-like, not {type(data).__name__}")
+        return self._encode_payload(opcode, payload)
+
+    def _small_frame(self, b0: int, payload: bytes) -> bytes:
+        """Encode a final frame with a payload under 126 bytes in one buffer."""
+        n = len(payload)
+        if self.is_client:
+            key = self._mask_key()
+            return bytes((b0, 0x80 | n)) + key + (apply_mask(payload, key) if n else b"")
+        return bytes((b0, n)) + payload
+
+    def _mask_key(self) -> bytes:
+        """A fresh masking key from a pool refilled from :mod:`secrets` (one syscall per 256 keys)."""
+        pos = self._key_pos
+        if pos >= len(self._keys):
+            self._keys = secrets.token_bytes(1024)
+            pos = 0
+        self._key_pos = pos + 4
+        return self._keys[pos : pos + 4]
+
+    def _encode_payload(self, opcode: int, payload: Any) -> List[Any]:
+        """Compress (if negotiated), fragment and frame an encoded message payload."""
         rsv1 = False
         ext = self.extension
         if ext is not None and len(payload) >= ext.threshold:
@@ -471,7 +550,7 @@ class Protocol:
         """Encode one frame, masked with a fresh key when we are the client."""
         length = len(payload)
         if self.is_client:
-            key = secrets.token_bytes(4)
+            key = self._mask_key()
             header = encode_header(opcode, length, fin=fin, rsv1=rsv1, mask_key=key)
             body: Any = apply_mask(payload, key) if length else b""
         else:
