@@ -41,7 +41,11 @@ DEFAULT_CLOSE_TIMEOUT = 10.0
 DEFAULT_MAX_QUEUE = 32
 #: how often an idle connection's socket is polled for control frames
 IDLE_POLL_INTERVAL = 1.0
-_READ_SIZE = 64 * 1024  # under glibc's mmap threshold: a bigger read size maps and unmaps memory per read
+# Reads start small so that an idle connection blocked in recv() holds a small
+# buffer, and grow while reads come back full. 64 KiB stays under glibc's mmap
+# threshold: larger reads map and unmap memory on every call.
+_MIN_READ = 4 * 1024
+_READ_SIZE = 64 * 1024
 #: TLS plaintext written per SSL_write when it must not block: fits whenever poll() reports POLLOUT
 TLS_RECORD_SIZE = 2048
 
@@ -133,6 +137,7 @@ class Connection:
         self._queue: Deque[Union[str, bytes]] = collections.deque()
         self._closed = threading.Event()
         self._rcvtimeo: Optional[float] = None
+        self._rsize = _MIN_READ
         self._close_deadline: Optional[float] = None
         self._pings: Dict[bytes, Tuple[threading.Event, float]] = {}
         self._last_ping: Optional[float] = None
@@ -238,11 +243,12 @@ class Connection:
                 if deadline is None and self._rcvtimeo == 0.0 and self._close_deadline is None and not self._is_tls:
                     # hot path: a blocking read with nothing special going on
                     try:
-                        data = self.sock.recv(_READ_SIZE)
+                        data = self.sock.recv(self._rsize)
                     except OSError as exc:
                         logger.debug("%r: read failed: %s", self, exc)
                         self._terminate()
                         continue
+                    self._adapt_read_size(len(data))
                     self._process(data)
                 else:
                     self._read_step(deadline)
@@ -486,7 +492,7 @@ class Connection:
         if nonblocking:
             if not self._is_tls:
                 try:
-                    return sock.recv(_READ_SIZE, socket.MSG_DONTWAIT)
+                    return sock.recv(self._rsize, socket.MSG_DONTWAIT)
                 except _TIMEOUT_ERRORS:
                     raise _ReadTimeout() from None
             timeo = 0.01
@@ -504,9 +510,20 @@ class Connection:
             self._set_timeo(socket.SO_RCVTIMEO, timeo)
             self._rcvtimeo = timeo
         try:
-            return sock.recv(_READ_SIZE)
+            data = sock.recv(self._rsize)
         except _TIMEOUT_ERRORS:
             raise _ReadTimeout() from None
+        self._adapt_read_size(len(data))
+        return data
+
+    def _adapt_read_size(self, got: int) -> None:
+        """Grow the read size while reads fill it; fall back once traffic is light."""
+        size = self._rsize
+        if got >= size:
+            if size < _READ_SIZE:
+                self._rsize = size * 4
+        elif size > _MIN_READ and got < _MIN_READ // 4:
+            self._rsize = _MIN_READ
 
     # --- writing ----------------------------------------------------------------------
 
