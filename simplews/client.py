@@ -25,6 +25,7 @@ from .connection import (
     Connection,
 )
 from .exceptions import (
+    ConnectError,
     InvalidHandshake,
     InvalidStatus,
     InvalidURI,
@@ -320,6 +321,10 @@ def _handshake(sock: socket.socket, uri: WebSocketURI, deadline: Optional[float]
         head, leftover = read_head(sock, opts["max_header_size"], deadline)
     except socket.timeout as exc:
         raise OpenTimeout("timed out during the WebSocket handshake") from exc
+    except WebSocketError:
+        raise
+    except OSError as exc:  # e.g. a reset: still an error of ours, not a bare OSError
+        raise ConnectError(f"connection lost during the WebSocket handshake: {exc}") from exc
     response = handshake.parse_response(head)
     if response.status != 101:
         response.body = _read_body(sock, response, leftover, deadline)

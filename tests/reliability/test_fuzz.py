@@ -23,7 +23,7 @@ from simplews.protocol import Protocol
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = int(os.environ.get("SIMPLEWS_FUZZ_RUNS", "100000"))
 #: a bound on each run's wall time, so a slow machine shortens the run instead of timing out
-SECONDS = int(os.environ.get("SIMPLEWS_FUZZ_SECONDS", "20"))
+SECONDS = int(os.environ.get("SIMPLEWS_FUZZ_SECONDS", "12"))
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("atheris") is None,
