@@ -65,7 +65,7 @@ class WebSocketURI:
     port: int
     resource: str = "/"
     username: Optional[str] = None
-    password: Optional[str] = None
+    password: Optional[str] = dataclasses.field(default=None, repr=False)
 
     @property
     def host_header(self) -> str:
@@ -79,23 +79,33 @@ class WebSocketURI:
         return f"{scheme}://{self.host_header}{self.resource}"
 
 
+def _redact(url: str) -> str:
+    """``url`` without its user information, for error messages (passwords stay out of logs)."""
+    scheme, sep, rest = url.partition("//")
+    at = rest.rfind("@") if sep else url.rfind("@")
+    if at < 0:
+        return url
+    return f"{scheme}{sep}***@{rest[at + 1 :]}" if sep else f"***@{url[at + 1 :]}"
+
+
 def parse_uri(url: str) -> WebSocketURI:
     """Parse and check a WebSocket URL; raise :class:`InvalidURI` before any I/O."""
     if not isinstance(url, str):
         raise InvalidURI(f"URL must be a string, not {type(url).__name__}")
+    shown = _redact(url)
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise InvalidURI(f"{url!r} is not a valid URL: {exc}") from None
+        raise InvalidURI(f"{shown!r} is not a valid URL: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme not in ("ws", "wss"):
-        raise InvalidURI(f"{url!r} is not a WebSocket URL (use ws:// or wss://)")
+        raise InvalidURI(f"{shown!r} is not a WebSocket URL (use ws:// or wss://)")
     if parts.fragment:
-        raise InvalidURI(f"{url!r} has a fragment, which WebSocket URLs may not have")
+        raise InvalidURI(f"{shown!r} has a fragment, which WebSocket URLs may not have")
     host = parts.hostname
     if not host:
-        raise InvalidURI(f"{url!r} has no host")
+        raise InvalidURI(f"{shown!r} has no host")
     if any(c in url for c in "\r\n\x00 \t"):
         raise InvalidURI("URL contains whitespace or control characters")
     secure = scheme == "wss"

@@ -113,6 +113,8 @@ class RawServer:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(10)
         self.socks: List[socket.socket] = []
+        #: the Sec-WebSocket-Key of every request answered
+        self.keys: List[str] = []
         self._lock = threading.Lock()
 
     @property
@@ -134,6 +136,7 @@ class RawServer:
             for line in head.split(b"\r\n")
             if line.lower().startswith(b"sec-websocket-key:")
         )
+        self.keys.append(key)
         sock.sendall(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n".encode()
