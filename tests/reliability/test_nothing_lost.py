@@ -51,3 +51,45 @@ def test_server_to_client_every_message_arrives(server_factory: Any) -> None:
     assert ws.close_code == 1000
     assert len(received) == COUNT and received == list(range(COUNT))
     assert wait_for(lambda: not server.connections, 10)
+
+
+@pytest.mark.timeout(300)
+def test_our_client_to_an_independent_server_loses_nothing() -> None:
+    from websockets.sync.server import serve as ws_serve
+
+    counts: List[int] = []
+
+    def count(ws: Any) -> None:
+        n = 0
+        for message in ws:  # ends on our normal close
+            assert message == str(n)
+            n += 1
+        counts.append(n)
+
+    server = ws_serve(count, "127.0.0.1", 0, compression=None)
+    thread = threading.Thread(target=server.serve_forever, name="test-websockets-server")
+    thread.start()
+    try:
+        ws = simplews.connect(f"ws://127.0.0.1:{server.socket.getsockname()[1]}/", close_timeout=120)
+        for i in range(COUNT):
+            ws.send(str(i))
+        ws.close()
+        assert ws.close_code == 1000
+        assert wait_for(lambda: counts, 60) and counts == [COUNT]
+    finally:
+        server.shutdown()
+        thread.join(30)
+
+
+@pytest.mark.timeout(300)
+def test_independent_client_to_our_server_loses_nothing(server_factory: Any) -> None:
+    from websockets.sync.client import connect as ws_connect
+
+    received: List[int] = []
+    closed: List[int] = []
+    server = server_factory(on_message=lambda ws, m: received.append(int(m)), on_close=lambda ws, c, r: closed.append(c))
+    with ws_connect(server.url, compression=None, close_timeout=120) as ws:
+        for i in range(COUNT):
+            ws.send(str(i))
+    assert wait_for(lambda: closed, 60) and closed == [1000]
+    assert received == list(range(COUNT))
