@@ -72,7 +72,7 @@ class WebSocketURI:
     port: int
     resource: str = "/"
     username: Optional[str] = None
-    password: Optional[str] = None
+    password: Optional[str] = dataclasses.field(default=None, repr=False)
 
     @property
     def host_header(self) -> str:
@@ -375,6 +375,10 @@ def _handshake(sock: socket.socket, uri: WebSocketURI, deadline: Optional[float]
         head, leftover = read_head(sock, opts["max_header_size"], deadline)
     except socket.timeout as exc:
         raise OpenTimeout("timed out during the WebSocket handshake") from exc
+    except WebSocketError:
+        raise
+    except OSError as exc:  # e.g. a reset: still an error of ours, not a bare OSError
+        raise ConnectError(f"connection lost during the WebSocket handshake: {exc}") from exc
     response = handshake.parse_response(head)
     if response.status != 101:
         response.body = _read_body(sock, response, leftover, deadline)

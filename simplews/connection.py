@@ -314,20 +314,30 @@ class Connection:
         """Send our close frame (if not sent yet) without waiting for the answer."""
         if self._closed.is_set():
             return
+        # A send blocked on a peer that stops reading holds the write lock; waiting
+        # for it without bound would hang close() and server shutdown.
+        wait = self.close_timeout
+        if not self._write_lock.acquire(timeout=-1 if wait is None else wait):
+            logger.info("%r: a send is blocked; aborting instead of closing", self)
+            self._terminate()
+            return
+        sent = False
         try:
-            with self._write_lock:
-                with self._state_lock:
-                    out = self.protocol.data_to_send() if self.protocol.has_pending else []
-                    out += self.protocol.send_close(code, reason)
-                    self._arm_close_deadline()
-                if out:
-                    self._write(out)
-        except ConnectionClosed:
+            with self._state_lock:
+                out = self.protocol.data_to_send() if self.protocol.has_pending else []
+                out += self.protocol.send_close(code, reason)
+                self._arm_close_deadline()
+            if out:
+                self._write(out)
+        except (ConnectionClosed, WebSocketTimeout):
             pass
         else:
             logger.debug("%r: sent close %s", self, code)
-            if self.protocol.failure is not None:
-                self._after_close_frame()
+            sent = True
+        finally:
+            self._write_lock.release()
+        if sent and self.protocol.failure is not None:
+            self._after_close_frame()
 
     def _wait_closed(self, timeout: Optional[float]) -> None:
         """Finish the close handshake: read the peer's close and end of stream, or force it."""

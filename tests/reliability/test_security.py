@@ -1,0 +1,221 @@
+"""Security basics: random keys, no header injection, no credentials in logs or errors."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+import socket
+from typing import Any, Iterator, List
+
+import pytest
+from rawpeers import RawServer, read_head
+
+import simplews
+from simplews import handshake
+from simplews.client import parse_uri
+from simplews.protocol import Protocol
+
+PASSWORD = "pa55-w0rd-XYZZY"
+TOKEN = "tok-3f9a1c-SECRET"
+
+
+# --- randomness ---------------------------------------------------------------------------
+
+
+def test_handshake_and_mask_keys_come_from_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: List[int] = []
+    real = secrets.token_bytes
+
+    def recording(n: int) -> bytes:
+        calls.append(n)
+        return real(n)
+
+    monkeypatch.setattr(secrets, "token_bytes", recording)
+    key = handshake.generate_key()
+    assert calls == [16] and len(base64.b64decode(key)) == 16
+    Protocol(True).send_message("masked")
+    assert calls == [16, 4]
+
+
+def test_handshake_keys_on_the_wire_are_fresh_and_16_bytes() -> None:
+    with RawServer() as raw:
+        for _ in range(20):
+            accepted = raw.accept_in_thread()
+            with simplews.connect(raw.url, close_timeout=0.1):
+                accepted.result()
+        keys = raw.keys
+    assert len(keys) == 20 and len(set(keys)) == 20
+    assert all(len(base64.b64decode(k, validate=True)) == 16 for k in keys)
+
+
+# --- header injection -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def seen(server_factory: Any) -> Iterator[Any]:
+    """A server that records every request head it receives."""
+    requests: List[Any] = []
+
+    def record(request: Any) -> None:
+        requests.append(request)
+        return None
+
+    server = server_factory(on_message=lambda ws, m: ws.send(m), process_request=record)
+    server.requests = requests
+    yield server
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"headers": {"X-Test": "a\r\nX-Injected: 1"}},
+        {"headers": {"X-Test": "a\nX-Injected: 1"}},
+        {"headers": {"X-Test": "a\rX-Injected: 1"}},
+        {"headers": {"X-Test\r\nX-Injected": "1"}},
+        {"headers": {"X-Test: 1\r\nX-Injected": "1"}},
+        {"headers": [("X Test", "1")]},
+        {"subprotocols": ["chat\r\nX-Injected: 1"]},
+        {"subprotocols": ["chat, X-Injected"]},
+        {"origin": "http://a\r\nX-Injected: 1"},
+        {"user_agent": "ua\r\nX-Injected: 1"},
+    ],
+)
+def test_cr_lf_in_user_supplied_handshake_fields_is_refused(seen: Any, options: Any) -> None:
+    with pytest.raises(simplews.LocalProtocolError):
+        simplews.connect(seen.url, **options)
+    assert seen.requests == []  # nothing was sent
+
+
+@pytest.mark.parametrize("url_suffix", ["a\r\nX-Injected: 1", "a b", "a\x00"])
+def test_cr_lf_in_the_url_is_refused(seen: Any, url_suffix: str) -> None:
+    with pytest.raises(simplews.InvalidURI):
+        simplews.connect(seen.url + url_suffix)
+    assert seen.requests == []
+
+
+def test_server_answers_cannot_be_injected(server_factory: Any) -> None:
+    answers = iter(
+        [
+            (200, {"X-Test": "a\r\nX-Injected: 1"}, "body"),
+            simplews.Response(200, handshake.Headers(), b"body", reason="OK\r\nX-Injected: 1"),
+        ]
+    )
+    server = server_factory(process_request=lambda request: next(answers))
+    for _ in range(2):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        try:
+            while chunk := sock.recv(4096):
+                data += chunk
+        except ConnectionResetError:
+            pass
+        sock.close()
+        assert b"X-Injected" not in data
+    with pytest.raises(simplews.LocalProtocolError):
+        handshake.build_response(200, {"X-Test": "a\r\nX-Injected: 1"})
+
+
+def test_peer_close_reason_with_cr_lf_cannot_forge_log_lines(server_factory: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="simplews")
+    server = server_factory(on_message=lambda ws, m: ws.close(4000, "bye\r\nFORGED log line"))
+    with simplews.connect(server.url) as ws:
+        ws.send("x")
+        with pytest.raises(simplews.ConnectionClosedError) as info:
+            ws.recv(timeout=10)
+    assert info.value.reason == "bye\r\nFORGED log line"  # delivered as data, unchanged
+    for record in caplog.records:
+        assert "\n" not in record.getMessage(), record.getMessage()
+
+
+# --- credentials --------------------------------------------------------------------------------
+
+
+def leaks(text: str) -> bool:
+    basic = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    return PASSWORD in text or TOKEN in text or basic in text
+
+
+def all_text(exc: BaseException) -> str:
+    """The messages and reprs of an exception and everything chained to it."""
+    parts = []
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        parts += [str(exc), repr(exc), repr(getattr(exc, "args", ""))]
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return "\n".join(parts)
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG, logger="simplews")
+    return caplog
+
+
+def assert_no_secret_logged(caplog: pytest.LogCaptureFixture) -> None:
+    for record in caplog.records:
+        text = record.getMessage() + (caplog.handler.format(record) if record.exc_info else "")
+        assert not leaks(text), text
+
+
+def test_credentials_stay_out_of_logs_and_errors_on_rejection(server_factory: Any, logs: pytest.LogCaptureFixture) -> None:
+    seen: List[Any] = []
+
+    def reject(request: Any) -> Any:
+        seen.append(request)
+        return (401, [("WWW-Authenticate", "Basic")], "who are you?")
+
+    server = server_factory(process_request=reject)
+    port = server.port
+    with pytest.raises(simplews.InvalidStatus) as info:
+        simplews.connect(f"ws://alice:{PASSWORD}@127.0.0.1:{port}/")
+    assert not leaks(all_text(info.value))
+    with pytest.raises(simplews.InvalidStatus) as info:
+        simplews.connect(f"ws://127.0.0.1:{port}/", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert not leaks(all_text(info.value))
+    # the credentials did reach the server, as they should
+    assert seen[0].headers["Authorization"].startswith("Basic ") and seen[1].headers["Authorization"] == f"Bearer {TOKEN}"
+    assert_no_secret_logged(logs)
+
+
+def test_credentials_stay_out_of_logs_and_errors_on_success_and_failures(server_factory: Any, logs: pytest.LogCaptureFixture) -> None:
+    server = server_factory(on_message=lambda ws, m: ws.send(m))
+    url = f"ws://alice:{PASSWORD}@127.0.0.1:{server.port}/"
+    with simplews.connect(url, headers={"X-Api-Key": "x"}) as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=10) == "hi"
+        assert not leaks(repr(ws)) and not leaks(str(ws.request)) and not leaks(repr(parse_uri(url)))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    for bad_url, error in [
+        (f"ws://alice:{PASSWORD}@127.0.0.1:{closed_port}/", simplews.ConnectionRefused),
+        (f"ws://alice:{PASSWORD}@127.0.0.1:notaport/", simplews.InvalidURI),
+        (f"http://alice:{PASSWORD}@127.0.0.1/", simplews.InvalidURI),
+        (f"ws://alice:{PASSWORD}@127.0.0.1/#frag", simplews.InvalidURI),
+        (f"ws://alice:{PASSWORD}@/", simplews.InvalidURI),
+    ]:
+        with pytest.raises(error) as info:
+            simplews.connect(bad_url, open_timeout=10)
+        assert not leaks(all_text(info.value)), all_text(info.value)
+    # a callback client reports the failure without the password too
+    client = simplews.Client(f"ws://alice:{PASSWORD}@127.0.0.1:{closed_port}/")
+    client.run_forever()
+    assert_no_secret_logged(logs)
+
+
+def test_server_logs_no_authorization_header(server_factory: Any, logs: pytest.LogCaptureFixture) -> None:
+    server = server_factory(on_message=lambda ws, m: ws.send(m))
+    # accepted, and refused for a missing Sec-WebSocket-Key
+    for extra in (b"Sec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\n", b""):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            + extra
+            + f"Authorization: Bearer {TOKEN}\r\n\r\n".encode()
+        )
+        read_head(sock)
+        sock.close()
+    assert_no_secret_logged(logs)
