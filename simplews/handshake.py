@@ -38,6 +38,14 @@ _TOKEN_RE = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _STR_TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _BAD_VALUE_RE = re.compile(r"[\r\n\x00]")
 
+#: headers whose values never appear in a repr (and so in logs or tracebacks)
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+
+#: request headers the handshake owns: a user value would break or duplicate them
+_MANAGED_REQUEST_HEADERS = frozenset(
+    {"upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "sec-websocket-extensions"}
+)
+
 HTTP_REASONS: Dict[int, str] = {
     101: "Switching Protocols",
     200: "OK",
@@ -117,7 +125,8 @@ class Headers:
         return isinstance(other, Headers) and other._items == self._items
 
     def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
+        shown = [(k, "***" if k.lower() in _SECRET_HEADERS else v) for k, v in self._items]
+        return f"Headers({shown!r})"
 
     def serialize(self) -> str:
         """The header lines, each ending in CRLF."""
@@ -253,8 +262,13 @@ def build_request(
     """Build the client's opening handshake request."""
     if _BAD_VALUE_RE.search(path) or " " in path:
         raise LocalProtocolError("request path contains whitespace or control characters")
+    extra = Headers(extra_headers) if extra_headers is not None else Headers()
+    for name in extra:
+        if name.lower() in _MANAGED_REQUEST_HEADERS:
+            raise LocalProtocolError(f"header {name} is set by the handshake itself; use the matching option")
+    override = extra.get("Host")
     headers = Headers()
-    headers.add("Host", host)
+    headers.add("Host", host if override is None else override)
     headers.add("Upgrade", "websocket")
     headers.add("Connection", "Upgrade")
     headers.add("Sec-WebSocket-Key", key)
@@ -270,8 +284,8 @@ def build_request(
         headers.add("Origin", origin)
     if user_agent:
         headers.add("User-Agent", user_agent)
-    if extra_headers is not None:
-        for name, value in Headers(extra_headers).items():
+    for name, value in extra.items():
+        if name.lower() != "host":
             headers.add(name, value)
     return f"GET {path} HTTP/1.1\r\n{headers.serialize()}\r\n".encode("latin-1")
 

@@ -153,3 +153,10 @@ def test_headers_are_case_insensitive_and_ordered() -> None:
     assert headers.get_all("SET-COOKIE") == ["a", "b"]
     assert "Set-Cookie" in headers and "Missing" not in headers
     assert len(headers) == 3
+
+
+def test_headers_repr_hides_credentials() -> None:
+    headers = Headers([("Authorization", "Basic c2VjcmV0"), ("Cookie", "sid=1"), ("X-Trace", "visible")])
+    text = repr(headers)
+    assert "c2VjcmV0" not in text and "sid=1" not in text and "visible" in text
+    assert headers["Authorization"] == "Basic c2VjcmV0"

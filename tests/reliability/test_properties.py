@@ -216,10 +216,14 @@ header_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=2
 )
 
 
+_HANDSHAKE_HEADERS = {"host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "sec-websocket-extensions"}
+extra_names = tokens.filter(lambda name: name.lower() not in _HANDSHAKE_HEADERS)
+
+
 @PROFILE
 @given(
     path=st.text(alphabet="/abcxyz0189-._~%?=&", min_size=1, max_size=40).map(lambda p: "/" + p),
-    extra=st.lists(st.tuples(tokens, header_values), max_size=8),
+    extra=st.lists(st.tuples(extra_names, header_values), max_size=8),
     subprotocols=st.lists(tokens, max_size=4),
 )
 def test_handshake_request_round_trip(path: str, extra: list, subprotocols: List[str]) -> None:
@@ -287,3 +291,17 @@ def test_remote_protocol_error_is_the_only_parse_failure() -> None:
     data = bytes([0x81]) + data[1:]  # claim it is text
     assert server.receive_data(data) == []
     assert isinstance(server.failure, RemoteProtocolError) and server.failure.code == 1007
+
+
+def test_extra_host_header_replaces_the_default_instead_of_repeating_it() -> None:
+    """Regression example found by hypothesis: a user header named like Host duplicated it."""
+    data = build_request("example.com", "/", "dGhlIHNhbXBsZSBub25jZQ==", extra_headers=[("HOST", "other.example")])
+    request = parse_request(data)
+    assert request.headers.get_all("host") == ["other.example"]
+    assert check_request(request)
+
+
+@pytest.mark.parametrize("name", ["Upgrade", "connection", "Sec-WebSocket-Key", "SEC-WEBSOCKET-VERSION", "Sec-WebSocket-Protocol"])
+def test_extra_headers_may_not_replace_handshake_headers(name: str) -> None:
+    with pytest.raises(LocalProtocolError):
+        build_request("example.com", "/", "dGhlIHNhbXBsZSBub25jZQ==", extra_headers=[(name, "x")])

@@ -34,8 +34,12 @@ def test_handshake_and_mask_keys_come_from_secrets(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(secrets, "token_bytes", recording)
     key = handshake.generate_key()
     assert calls == [16] and len(base64.b64decode(key)) == 16
-    Protocol(True).send_message("masked")
-    assert calls == [16, 4]
+    client = Protocol(True)
+    frames = [client.send_message("masked")[0] for _ in range(300)]
+    # mask keys come from a pool refilled by secrets.token_bytes(1024): 256 keys per call
+    assert calls == [16, 1024, 1024]
+    keys = [frame[2:6] for frame in frames]
+    assert len(set(keys)) == len(keys)
 
 
 def test_handshake_keys_on_the_wire_are_fresh_and_16_bytes() -> None:
