@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
-import secrets
 import struct
 from typing import Callable, List, Optional, Tuple, Union
 
@@ -194,12 +193,12 @@ def encode_frame(
 ) -> List[Buffer]:
     """Encode one frame as a list of buffers to write in order.
 
-    Masked frames get a fresh key from :mod:`secrets`. Small frames come back as
+    Masked frames get a fresh key from :func:`os.urandom` (what :mod:`secrets` uses). Small frames come back as
     one joined buffer; large unmasked payloads are returned as-is, uncopied.
     """
     length = len(payload)
     if mask:
-        key = secrets.token_bytes(4)
+        key = os.urandom(4)
         header = encode_header(opcode, length, fin=fin, rsv1=rsv1, mask_key=key)
         body: Buffer = apply_mask(payload, key)
     else:
