@@ -10,7 +10,6 @@ import os
 import random
 import re
 import socket
-import ssl
 import sys
 import threading
 import time
@@ -39,9 +38,11 @@ from .exceptions import (
 from .handlers import OnClose, OnError, OnMessage, OnOpen, resolve_handler, run_connection
 from .handshake import HeaderLike, Headers
 from .protocol import DEFAULT_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, Protocol
-from .transport import Cancel, default_ssl_context, open_tcp, read_head, remaining, wrap_tls
+from .transport import Cancel, default_ssl_context, is_tls_socket, open_tcp, read_head, remaining, wrap_tls
 
 if TYPE_CHECKING:  # pragma: no cover
+    import ssl  # imported on first TLS use (transport.py): keeps ``import simplews`` fast
+
     from .deflate import DeflateConfig
 
 __all__ = ["connect", "Client", "WebSocketURI", "parse_uri"]
@@ -337,7 +338,7 @@ def _open(uri: WebSocketURI, deadline: Optional[float], **opts: Any) -> Connecti
             else:
                 sock = open_tcp(uri.host, uri.port, deadline, opts["cancel"])
     try:
-        if uri.secure and not isinstance(sock, ssl.SSLSocket):
+        if uri.secure and not is_tls_socket(sock):
             context = opts["ssl_context"] or default_ssl_context()
             sock = wrap_tls(sock, context, opts["server_hostname"] or uri.host, deadline, opts["cancel"])
         return _handshake(sock, uri, deadline, opts)

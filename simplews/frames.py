@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import secrets
+import os
 import struct
-from typing import List, Optional, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 from .exceptions import LocalProtocolError, RemoteProtocolError
 
@@ -89,10 +89,20 @@ class Frame:
 
 # --- masking -------------------------------------------------------------------------
 
-# XOR of every byte value with every key byte: masking becomes four C-speed
-# bytes.translate() calls over the strided slices of the payload.
-_XOR_TABLES = [bytes(b ^ k for b in range(256)) for k in range(256)]
+# XOR of every byte value with each key byte: masking becomes four C-speed
+# bytearray.translate() calls over the strided slices of the payload.  Built on
+# first use (it would cost milliseconds of import time).
+_XOR_TABLES: List[bytes] = []
 _SMALL = 64
+
+
+def _xor_tables() -> List[bytes]:
+    """The 256 translate tables ``bytes(b ^ k for b in range(256))``, built once."""
+    if not _XOR_TABLES:
+        identity = int.from_bytes(bytes(range(256)), "big")
+        ones = int.from_bytes(b"\x01" * 256, "big")
+        _XOR_TABLES[:] = [(identity ^ (ones * k)).to_bytes(256, "big") for k in range(256)]
+    return _XOR_TABLES
 
 
 def _mask_int(data: Buffer, key: bytes) -> bytes:
@@ -103,15 +113,19 @@ def _mask_int(data: Buffer, key: bytes) -> bytes:
 
 
 def _mask_translate(data: Buffer, key: bytes) -> bytes:
-    """Mask a payload with four strided translate() passes."""
+    """Mask a payload with four strided translate() passes over one bytearray copy."""
+    # bytearray.translate() is a plain table loop (bytes.translate() also tracks
+    # whether anything changed), so working on bytearray slices is the fast way
     out = bytearray(data)
-    tables = _XOR_TABLES
-    for i in range(4):
-        out[i::4] = out[i::4].translate(tables[key[i]])
+    tables = _XOR_TABLES or _xor_tables()
+    out[0::4] = out[0::4].translate(tables[key[0]])
+    out[1::4] = out[1::4].translate(tables[key[1]])
+    out[2::4] = out[2::4].translate(tables[key[2]])
+    out[3::4] = out[3::4].translate(tables[key[3]])
     return bytes(out)
 
 
-def apply_mask(data: Buffer, key: bytes) -> bytes:
+def _py_apply_mask(data: Buffer, key: bytes) -> bytes:
     """XOR ``data`` with the 4-byte masking ``key`` (masking and unmasking are the same)."""
     if len(key) != 4:
         raise ValueError("masking key must be 4 bytes")
@@ -120,6 +134,24 @@ def apply_mask(data: Buffer, key: bytes) -> bytes:
             return b""
         return _mask_int(data, key)
     return _mask_translate(data, key)
+
+
+def _load_speedups() -> Optional[Callable[[Buffer, bytes], bytes]]:
+    """The C ``apply_mask`` if the optional extension is built and not disabled."""
+    if os.environ.get("SIMPLEWS_NO_SPEEDUPS", "") not in ("", "0"):
+        return None
+    try:
+        from ._speedups import apply_mask as c_apply_mask
+    except ImportError:
+        return None
+    return c_apply_mask
+
+
+_c_apply_mask = _load_speedups()
+#: Whether masking runs in the C extension (``SIMPLEWS_NO_SPEEDUPS=1`` forces pure Python).
+SPEEDUPS = _c_apply_mask is not None
+apply_mask: Callable[[Buffer, bytes], bytes] = _c_apply_mask if _c_apply_mask is not None else _py_apply_mask
+"""XOR ``data`` with the 4-byte masking ``key``; returns bytes (masking and unmasking are the same)."""
 
 
 # --- encoding --------------------------------------------------------------------------
@@ -161,12 +193,12 @@ def encode_frame(
 ) -> List[Buffer]:
     """Encode one frame as a list of buffers to write in order.
 
-    Masked frames get a fresh key from :mod:`secrets`. Small frames come back as
+    Masked frames get a fresh key from :func:`os.urandom` (what :mod:`secrets` uses). Small frames come back as
     one joined buffer; large unmasked payloads are returned as-is, uncopied.
     """
     length = len(payload)
     if mask:
-        key = secrets.token_bytes(4)
+        key = os.urandom(4)
         header = encode_header(opcode, length, fin=fin, rsv1=rsv1, mask_key=key)
         body: Buffer = apply_mask(payload, key)
     else:

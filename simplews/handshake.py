@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import hashlib
+import os
 import re
-import secrets
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import parse_qs, urlsplit
 
@@ -171,12 +170,15 @@ class Response:
 
 
 def generate_key() -> str:
-    """A fresh random Sec-WebSocket-Key (16 bytes from :mod:`secrets`, base64)."""
-    return base64.b64encode(secrets.token_bytes(16)).decode("ascii")
+    """A fresh random Sec-WebSocket-Key (16 bytes from :func:`os.urandom`, base64)."""
+    # os.urandom is what secrets.token_bytes calls; importing secrets costs ~1 ms
+    return base64.b64encode(os.urandom(16)).decode("ascii")
 
 
 def accept_key(key: str) -> str:
     """The Sec-WebSocket-Accept value for ``key`` (RFC 6455 section 4.2.2)."""
+    import hashlib  # on first handshake: loading OpenSSL's hashes costs ~1 ms of import time
+
     digest = hashlib.sha1((key + GUID).encode("ascii")).digest()
     return base64.b64encode(digest).decode("ascii")
 

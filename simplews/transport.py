@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import errno
 import socket
-import ssl
+import sys
 import threading
 import time
-from typing import Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Set, Tuple
 
 from .exceptions import (
     ConnectError,
@@ -19,7 +19,19 @@ from .exceptions import (
 )
 from .handshake import find_head_end
 
-__all__ = ["Cancel", "open_tcp", "wrap_tls", "default_ssl_context", "read_head", "remaining"]
+if TYPE_CHECKING:  # pragma: no cover
+    import ssl  # imported on first TLS use: it costs milliseconds of import time
+
+__all__ = [
+    "Cancel",
+    "open_tcp",
+    "wrap_tls",
+    "default_ssl_context",
+    "is_tls_socket",
+    "tls_timeout_errors",
+    "read_head",
+    "remaining",
+]
 
 
 class Cancel:
@@ -109,9 +121,28 @@ def open_tcp(host: str, port: int, deadline: Optional[float], cancel: Optional[C
 
 def default_ssl_context() -> ssl.SSLContext:
     """A client TLS context verifying certificates and host names with certifi's CA bundle."""
+    import ssl
+
     import certifi  # deferred: keeps ``import simplews`` fast
 
     return ssl.create_default_context(cafile=certifi.where())
+
+
+def is_tls_socket(sock: Any) -> bool:
+    """Whether ``sock`` is an :class:`ssl.SSLSocket`, without importing :mod:`ssl`.
+
+    No TLS socket can exist before something imported :mod:`ssl`, so a plain
+    TCP connection never pays for that import.
+    """
+    ssl = sys.modules.get("ssl")
+    return ssl is not None and isinstance(sock, ssl.SSLSocket)
+
+
+def tls_timeout_errors() -> Tuple[type, ...]:
+    """The exceptions meaning "would block / timed out" on a TLS socket (imports :mod:`ssl`)."""
+    import ssl
+
+    return (BlockingIOError, socket.timeout, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 def wrap_tls(
@@ -122,6 +153,8 @@ def wrap_tls(
     cancel: Optional[Cancel] = None,
 ) -> ssl.SSLSocket:
     """Run the client TLS handshake on ``sock`` (SNI set) with clear errors."""
+    import ssl
+
     try:
         sock.settimeout(remaining(deadline))
         tls = context.wrap_socket(sock, server_hostname=server_hostname, do_handshake_on_connect=False)

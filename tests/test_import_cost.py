@@ -1,0 +1,53 @@
+"""``import simplews`` stays cheap: heavy modules load on first use, and no thread starts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from simplews.transport import is_tls_socket, tls_timeout_errors
+
+
+def run_python(code: str) -> str:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    return out.stdout.strip()
+
+
+@pytest.mark.parametrize("module", ["simplews.frames", "simplews.handshake", "simplews.transport"])
+def test_modules_leave_ssl_and_hash_imports_for_first_use(module: str) -> None:
+    code = f"import sys, {module}; print(sorted(m for m in ('ssl', 'secrets', 'hashlib') if m in sys.modules))"
+    assert run_python(code) == "[]"
+
+
+def test_import_starts_no_thread() -> None:
+    code = "import threading, simplews; simplews.connect; simplews.serve; print(threading.active_count())"
+    assert run_python(code) == "1"
+
+
+def test_frames_builds_its_translate_tables_on_first_use() -> None:
+    code = (
+        "from simplews import frames; n = len(frames._XOR_TABLES); "
+        "frames._py_apply_mask(bytes(100), b'abcd'); print(n, len(frames._XOR_TABLES))"
+    )
+    assert run_python(code) == "0 256"
+
+
+def test_tls_helpers() -> None:
+    import socket
+    import ssl
+
+    plain = socket.socket()
+    try:
+        assert not is_tls_socket(plain)
+        assert not is_tls_socket(object())
+        tls = ssl.create_default_context().wrap_socket(socket.socket(), do_handshake_on_connect=False, server_hostname="localhost")
+        try:
+            assert is_tls_socket(tls)
+        finally:
+            tls.close()
+    finally:
+        plain.close()
+    errors = tls_timeout_errors()
+    assert ssl.SSLWantReadError in errors and ssl.SSLWantWriteError in errors and BlockingIOError in errors
