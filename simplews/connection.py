@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import collections
 import logging
-import secrets
+import os
 import select
 import socket
-import ssl
 import struct
 import threading
 import time
-from typing import Any, Deque, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Deque, Dict, Iterator, List, Optional, Tuple, Type, Union
 
 from .exceptions import ConnectionClosed, ConnectionClosedOK, WebSocketTimeout
 from .handshake import Headers, Request, Response
 from .keepalive import scheduler
 from .protocol import Close, Message, Ping, Pong, Protocol, State
+from .transport import is_tls_socket, tls_timeout_errors
 
 __all__ = ["Connection", "DEFAULT_CLOSE_TIMEOUT", "DEFAULT_PING_INTERVAL", "DEFAULT_PING_TIMEOUT"]
 
@@ -49,7 +49,7 @@ _READ_SIZE = 64 * 1024
 #: TLS plaintext written per SSL_write when it must not block: fits whenever poll() reports POLLOUT
 TLS_RECORD_SIZE = 2048
 
-_TIMEOUT_ERRORS = (BlockingIOError, socket.timeout, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_TIMEOUT_ERRORS: Tuple[Type[BaseException], ...] = (BlockingIOError, socket.timeout)
 _timeval = struct.Struct("@ll")
 
 
@@ -128,8 +128,9 @@ class Connection:
         self.close_timeout = close_timeout
         self.max_queue = max_queue
         self.send_timeout = send_timeout
-        self.id = secrets.token_hex(4)
-        self._is_tls = isinstance(sock, ssl.SSLSocket)
+        self.id = os.urandom(4).hex()
+        self._is_tls = is_tls_socket(sock)
+        self._timeout_errors = tls_timeout_errors() if self._is_tls else _TIMEOUT_ERRORS
         self._state_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
@@ -269,7 +270,7 @@ class Connection:
         Its ``wait(timeout)`` reads the socket itself when no other thread is
         reading, so the pong is seen at once even on a connection nobody reads.
         """
-        payload = secrets.token_bytes(4) if data is None else (data.encode() if isinstance(data, str) else bytes(data))
+        payload = os.urandom(4) if data is None else (data.encode() if isinstance(data, str) else bytes(data))
         event = _PongWaiter(self)
         with self._write_lock:
             with self._state_lock:
@@ -503,7 +504,7 @@ class Connection:
             if not self._is_tls:
                 try:
                     return sock.recv(self._rsize, socket.MSG_DONTWAIT)
-                except _TIMEOUT_ERRORS:
+                except self._timeout_errors:
                     raise _ReadTimeout() from None
             timeo = 0.01
         elif deadline is None:
@@ -521,7 +522,7 @@ class Connection:
             self._rcvtimeo = timeo
         try:
             data = sock.recv(self._rsize)
-        except _TIMEOUT_ERRORS:
+        except self._timeout_errors:
             raise _ReadTimeout() from None
         self._adapt_read_size(len(data))
         return data
@@ -555,7 +556,7 @@ class Connection:
                 sock.sendall(data)
                 return True
             sent = sock.send(data, socket.MSG_DONTWAIT)
-        except _TIMEOUT_ERRORS:
+        except self._timeout_errors:
             if self._is_tls:
                 self._terminate()
             return False
@@ -579,7 +580,7 @@ class Connection:
                     sock.sendall(buf)
             else:
                 self._sendmsg_all(buffers)
-        except _TIMEOUT_ERRORS:
+        except self._timeout_errors:
             logger.info("%r: send timed out; aborting", self)
             self._terminate()
             raise WebSocketTimeout("send() timed out; connection aborted") from None
@@ -688,7 +689,7 @@ class Connection:
         if not self._write_lock.acquire(blocking=False):
             return
         try:
-            payload = secrets.token_bytes(4)
+            payload = os.urandom(4)
             with self._state_lock:
                 out = self.protocol.data_to_send() if self.protocol.has_pending else []
                 out += self.protocol.send_ping(payload)

@@ -14,7 +14,7 @@ import codecs
 import dataclasses
 import enum
 import logging
-import secrets
+import os
 from typing import Any, List, Optional, Union
 
 from .exceptions import (
@@ -454,7 +454,7 @@ class Protocol:
             opcode = _TEXT
         elif isinstance(data, str):
             try:
-                payload: Any = data.encode("utf-8")
+                payload = data.encode("utf-8")
             except UnicodeEncodeError as exc:
                 raise LocalProtocolError(f"text is not encodable as UTF-8: {exc}") from None
             opcode = _BINARY if text is False else _TEXT
@@ -481,10 +481,10 @@ class Protocol:
         return bytes((b0, n)) + payload
 
     def _mask_key(self) -> bytes:
-        """A fresh masking key from a pool refilled from :mod:`secrets` (one syscall per 256 keys)."""
+        """A fresh masking key from a pool refilled from ``os.urandom`` (one syscall per 256 keys)."""
         pos = self._key_pos
         if pos >= len(self._keys):
-            self._keys = secrets.token_bytes(1024)
+            self._keys = os.urandom(1024)
             pos = 0
         self._key_pos = pos + 4
         return self._keys[pos : pos + 4]

@@ -7,7 +7,7 @@ import socket
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Set, Tuple, Type
 
 from .exceptions import (
     ConnectError,
@@ -138,7 +138,7 @@ def is_tls_socket(sock: Any) -> bool:
     return ssl is not None and isinstance(sock, ssl.SSLSocket)
 
 
-def tls_timeout_errors() -> Tuple[type, ...]:
+def tls_timeout_errors() -> Tuple[Type[BaseException], ...]:
     """The exceptions meaning "would block / timed out" on a TLS socket (imports :mod:`ssl`)."""
     import ssl
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from typing import Callable, List
 
 import pytest
@@ -28,16 +27,16 @@ def test_client_fails_masked_server_frame(open_session: Callable[..., Session], 
 
 
 def test_client_masks_every_frame_with_a_fresh_key(open_session: Callable[..., Session], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every frame the client sends is masked (checked by the raw reader) with a fresh key drawn from ``secrets``."""
+    """Every frame the client sends is masked (checked by the raw reader) with a fresh key from the OS CSPRNG (``os.urandom``)."""
     drawn: List[bytes] = []
-    real = secrets.token_bytes
+    real = os.urandom
 
     def spy(n: int) -> bytes:
         value = real(n)
         drawn.append(value)
         return value
 
-    monkeypatch.setattr(secrets, "token_bytes", spy)
+    monkeypatch.setattr(os, "urandom", spy)
     session = open_session("client", frame_size=1000)
     peer = session.peer
     messages = [os.urandom(n) for n in (0, 1, 4, 125, 126, 3000)] * 5
@@ -50,7 +49,7 @@ def test_client_masks_every_frame_with_a_fresh_key(open_session: Callable[..., S
     # 30 messages (the 3000-byte ones in 3 frames), a pong and a close: each with its own key
     assert len(peer.keys) == 30 + 5 * 2 + 2
     assert len(set(peer.keys)) == len(peer.keys)
-    # keys come from a pool of secrets.token_bytes() output, 4-byte aligned slices, never reused
+    # keys come from a pool of os.urandom() output, 4-byte aligned slices, never reused
     pool = {d[i : i + 4] for d in drawn for i in range(0, len(d) - 3, 4)}
     assert set(peer.keys) <= pool
 

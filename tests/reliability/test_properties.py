@@ -216,7 +216,9 @@ header_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=2
 )
 
 
-_HANDSHAKE_HEADERS = {"host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "sec-websocket-extensions"}
+_HANDSHAKE_HEADERS = {
+    "host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "sec-websocket-extensions"
+}
 extra_names = tokens.filter(lambda name: name.lower() not in _HANDSHAKE_HEADERS)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
-import secrets
+import os
 import socket
 from typing import Any, Iterator, List
 
@@ -23,20 +23,20 @@ TOKEN = "tok-3f9a1c-SECRET"
 # --- randomness ---------------------------------------------------------------------------
 
 
-def test_handshake_and_mask_keys_come_from_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_handshake_and_mask_keys_come_from_the_os_csprng(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: List[int] = []
-    real = secrets.token_bytes
+    real = os.urandom
 
     def recording(n: int) -> bytes:
         calls.append(n)
         return real(n)
 
-    monkeypatch.setattr(secrets, "token_bytes", recording)
+    monkeypatch.setattr(os, "urandom", recording)
     key = handshake.generate_key()
     assert calls == [16] and len(base64.b64decode(key)) == 16
     client = Protocol(True)
     frames = [client.send_message("masked")[0] for _ in range(300)]
-    # mask keys come from a pool refilled by secrets.token_bytes(1024): 256 keys per call
+    # mask keys come from a pool refilled by os.urandom(1024): 256 keys per call
     assert calls == [16, 1024, 1024]
     keys = [frame[2:6] for frame in frames]
     assert len(set(keys)) == len(keys)
