@@ -145,6 +145,7 @@ def run_serve(args: argparse.Namespace) -> int:
         _error(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
         return EXIT_FAILURE
     mode = "broadcast" if args.broadcast else "echo"
+    server.start()  # before SIGTERM can interrupt: an interrupted start() could not be shut down
     if threading.current_thread() is threading.main_thread():
         # SIGTERM as early as SIGINT: also before serve_forever() installs its own handler
         signal.signal(signal.SIGTERM, _interrupt)

@@ -156,7 +156,7 @@ def test_serve_echoes_and_stops_cleanly_on_sigint(cli_server: Any, ws_client: Cl
 def test_serve_stops_cleanly_on_sigterm(cli_server: Any) -> None:
     _, proc = cli_server()
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(30) == 0
+    assert proc.wait(30) == 0, proc.stderr.read()
 
 
 @pytest.mark.timeout(60)
