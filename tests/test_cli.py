@@ -60,8 +60,11 @@ class Lines:
         self._thread.start()
 
     def _pump(self, pipe: Any) -> None:
-        for line in pipe:
-            self._queue.put(line.rstrip("\n"))
+        try:
+            for line in pipe:
+                self._queue.put(line.rstrip("\n"))
+        except (ValueError, OSError):  # the test closed the pipe after the process ended
+            pass
         self._queue.put(None)
 
     def next(self, timeout: float = 30) -> Optional[str]:
@@ -184,18 +187,25 @@ def test_serve_tls_and_connect_with_cafile(cli_server: Any, tmp_path: Path) -> N
     with simplews.connect(url, ssl_context=context) as ws:
         ws.send("secure")
         assert ws.recv(timeout=10) == "secure"
-    client = simplews_cli("connect", url, "--cafile", str(tmp_path / "ca.pem"))
-    out = Lines(client.stdout)
-    client.stdin.write("over tls\n")
-    client.stdin.flush()
-    assert out.next() == "over tls"
-    client.stdin.close()
-    assert client.wait(30) == 0
-    client.stdout.close()
-    client.stderr.close()
+    assert _round_trip(url, "over tls", "--cafile", str(tmp_path / "ca.pem")) == "over tls"
+    assert _round_trip(url, "unverified", "--insecure") == "unverified"
     result = run_cli("connect", url, input="x\n")  # certifi does not know our test CA
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and "certificate" in result.stderr.lower()
+
+
+def _round_trip(url: str, line: str, *options: str) -> Optional[str]:
+    """Type one line into ``simplews connect``, return the line it prints back, then Ctrl-D."""
+    client = simplews_cli("connect", url, *options)
+    out = Lines(client.stdout)
+    client.stdin.write(line + "\n")
+    client.stdin.flush()
+    reply = out.next()
+    client.stdin.close()
+    assert client.wait(30) == 0, client.stderr.read()
+    client.stdout.close()
+    client.stderr.close()
+    return reply
 
 
 def test_serve_on_a_busy_port_is_a_one_line_error(ws_server: ServerFactory) -> None:
