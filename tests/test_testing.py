@@ -18,9 +18,17 @@ from simplews.testing import ClientFactory, RecordingServer, ServerFactory
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _pytest11() -> List[Any]:
+    """The installed pytest11 entry points (the API differs before Python 3.10)."""
+    eps = importlib.metadata.entry_points()
+    if hasattr(eps, "select"):
+        return list(eps.select(group="pytest11"))
+    return list(eps.get("pytest11", []))  # type: ignore[attr-defined]
+
+
 def _entry_point_installed() -> bool:
     """Whether the installed metadata registers simplews.testing under pytest11."""
-    return any(ep.name == "simplews" and ep.value == "simplews.testing" for ep in importlib.metadata.entry_points(group="pytest11"))
+    return any(ep.name == "simplews" and ep.value == "simplews.testing" for ep in _pytest11())
 
 
 def test_ws_server_starts_on_port_0_with_callbacks(ws_server: ServerFactory, ws_client: ClientFactory) -> None:
@@ -130,5 +138,5 @@ def test_fixtures_work_in_a_users_suite(tmp_path: Path) -> None:
 def test_plugin_is_registered_through_its_entry_point() -> None:
     if not _entry_point_installed():
         pytest.skip("the installed simplews metadata predates the pytest11 entry point: run `pip install -e .` again")
-    ep = next(ep for ep in importlib.metadata.entry_points(group="pytest11") if ep.name == "simplews")
+    ep = next(ep for ep in _pytest11() if ep.name == "simplews")
     assert ep.load() is sys.modules["simplews.testing"]
