@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, List
 
 import pytest
+from helpers import wait_for
 
 import simplews
 from simplews.testing import ClientFactory, RecordingServer, ServerFactory
@@ -54,6 +55,7 @@ def test_ws_server_shuts_everything_down_even_with_clients_open() -> None:
     factory = ServerFactory()
     server = factory(on_message=lambda ws, m: ws.send(m))
     ws = simplews.connect(server.url)
+    assert wait_for(lambda: server.connections, timeout=30)  # registered, not just handshaken
     factory.close()
     assert factory.servers == []
     with pytest.raises(simplews.ConnectionClosed):
