@@ -247,8 +247,8 @@ if pytest is not None:
             yield server
 
     @pytest.fixture
-    def ws_client() -> Iterator[ClientFactory]:
-        """A factory of client connections, all closed after the test."""
+    def ws_client(ws_server: ServerFactory) -> Iterator[ClientFactory]:
+        """A factory of client connections, all closed after the test (before ``ws_server``'s servers)."""
         factory = ClientFactory()
         try:
             yield factory
