@@ -560,6 +560,11 @@ class Server:
                 accepted = deflate.server_accept(values, self._deflate)
                 if accepted is not None:
                     ext_header, extension = accepted
+        with self._lock:
+            # a socket still pending when shutdown() looks has not been upgraded: it may be aborted
+            if self._stopping.is_set():
+                raise InvalidHandshake("server shutting down", status=503)
+            self._pending.discard(sock)
         sock.settimeout(None)
         sock.sendall(handshake.build_accept(key, subprotocol=subprotocol, extensions=ext_header))
         protocol = Protocol(False, max_message_size=self.max_message_size, frame_size=self.frame_size, extension=extension)

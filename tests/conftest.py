@@ -10,6 +10,14 @@ from helpers import our_threads, wait_for
 import simplews
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Load the simplews pytest plugin when an install predating its entry point left it out."""
+    if not config.pluginmanager.has_plugin("simplews"):
+        import simplews.testing
+
+        config.pluginmanager.register(simplews.testing, "simplews")
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_threads() -> Iterator[None]:
     """Fail a test that leaves a simplews thread running after it ends."""
