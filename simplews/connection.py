@@ -39,12 +39,14 @@ DEFAULT_PING_INTERVAL = 20.0
 DEFAULT_PING_TIMEOUT = 20.0
 DEFAULT_CLOSE_TIMEOUT = 10.0
 DEFAULT_MAX_QUEUE = 32
-#: how often an idle connection's socket is polled for control frames
-IDLE_POLL_INTERVAL = 1.0
+#: how often the socket of a connection that nobody is reading is polled for control frames
+IDLE_POLL_INTERVAL = 0.2
+#: how often to look again at a connection whose reader is active (it answers control frames itself)
+BUSY_POLL_INTERVAL = 5.0
 # Reads start small so that an idle connection blocked in recv() holds a small
 # buffer, and grow while reads come back full. 64 KiB stays under glibc's mmap
 # threshold: larger reads map and unmap memory on every call.
-_MIN_READ = 4 * 1024
+_MIN_READ = 512
 _READ_SIZE = 64 * 1024
 #: TLS plaintext written per SSL_write when it must not block: fits whenever poll() reports POLLOUT
 TLS_RECORD_SIZE = 2048
@@ -60,8 +62,40 @@ def _poll_in(sock: socket.socket, timeout: float) -> bool:
     return bool(poller.poll(int(timeout * 1000) + (1 if timeout else 0)))
 
 
+_NO_QUEUE: Any = ()  # stands for an empty message queue not created yet
+
+
 class _ReadTimeout(Exception):
     """Internal: a socket read hit its deadline."""
+
+
+class _Latch:
+    """A one-shot event: a single lock held until :meth:`set` (far smaller than ``threading.Event``)."""
+
+    __slots__ = ("_lock", "_set")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._set = False
+
+    def is_set(self) -> bool:
+        """Whether :meth:`set` was called."""
+        return self._set
+
+    def set(self) -> None:
+        """Set the latch once; later calls do nothing."""
+        if not self._set:
+            self._set = True
+            self._lock.release()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Wait until set or ``timeout``; return whether it is set."""
+        if self._set:
+            return True
+        if self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+            self._lock.release()
+        return self._set
 
 
 class _PongWaiter(threading.Event):
@@ -119,7 +153,7 @@ class Connection:
         self.protocol = protocol
         #: the opening handshake request (what the client sent)
         self.request = request
-        #: the opening handshake response (what the server answered)
+        #: the opening handshake response the client received (``None`` on the server side)
         self.response = response
         #: the negotiated subprotocol, if any
         self.subprotocol = subprotocol
@@ -135,8 +169,9 @@ class Connection:
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._term_lock = threading.Lock()
-        self._queue: Deque[Union[str, bytes]] = collections.deque()
-        self._closed = threading.Event()
+        # created on the first queued message: an idle connection does not pay for a deque
+        self._queue: Deque[Union[str, bytes]] = _NO_QUEUE  # type: ignore[assignment]
+        self._closed = _Latch()
         self._rcvtimeo: Optional[float] = None
         self._rsize = _MIN_READ
         self._close_deadline: Optional[float] = None
@@ -234,6 +269,7 @@ class Connection:
         protocol = self.protocol
         try:
             while True:
+                queue = self._queue
                 if queue:
                     return queue.popleft()
                 if self._closed.is_set():
@@ -435,7 +471,10 @@ class Connection:
         for event in events:
             if type(event) is Message:
                 if not discard:
-                    self._queue.append(event.data)
+                    queue = self._queue
+                    if queue is _NO_QUEUE:
+                        queue = self._queue = collections.deque()
+                    queue.append(event.data)
             elif type(event) is Pong:
                 self._got_pong(event.data)
             elif type(event) is Close:
@@ -652,7 +691,7 @@ class Connection:
             logger.debug("%r: close timeout reached; aborting", self)
             self._terminate()
             return None
-        self._idle_read()
+        polled = self._idle_read()
         if self._closed.is_set():
             return None
         since = self._deferred_since
@@ -673,7 +712,8 @@ class Connection:
                     return None
             if state is State.OPEN and awaiting is None and self._last_ping is not None and now - self._last_ping >= interval:
                 self._keepalive_ping(now)
-        next_time = now + IDLE_POLL_INTERVAL
+        # nobody reading: poll soon so pings and closes get answered; a reader handles them itself
+        next_time = now + (IDLE_POLL_INTERVAL if polled else BUSY_POLL_INTERVAL)
         if interval and state in (State.OPEN, State.CLOSING):  # wake when the next ping or pong deadline is due
             entry = self._pings.get(self._awaiting_pong) if self._awaiting_pong is not None else None
             if entry is not None and timeout is not None:
@@ -702,22 +742,23 @@ class Connection:
         finally:
             self._write_lock.release()
 
-    def _idle_read(self) -> None:
-        """Read available bytes without blocking, if no thread is reading."""
+    def _idle_read(self) -> bool:
+        """Read available bytes without blocking, if no thread is reading; ``False`` if one is."""
         if not self._read_lock.acquire(blocking=False):
-            return
+            return False
         try:
             limit = self.max_queue
             for _ in range(16):
                 if self._closed.is_set() or (limit is not None and len(self._queue) >= limit):
-                    return
+                    break
                 try:
                     data = self._sock_recv(None, nonblocking=True)
                 except _ReadTimeout:
-                    return
+                    break
                 except OSError:
                     self._terminate()
-                    return
+                    break
                 self._process(data, queue_only=True)
         finally:
             self._read_lock.release()
+        return True

@@ -568,7 +568,7 @@ class Server:
         sock.settimeout(None)
         sock.sendall(handshake.build_accept(key, subprotocol=subprotocol, extensions=ext_header))
         protocol = Protocol(False, max_message_size=self.max_message_size, frame_size=self.frame_size, extension=extension)
-        response = Response(101, Headers())
+        response = None  # server side: the 101 we sent is not kept (memory per idle connection)
         logger.info("%s upgraded %s", request.remote_address, request.path)
         return Connection(
             sock,
