@@ -170,7 +170,7 @@ class Connection:
         self._read_lock = threading.Lock()
         self._term_lock = threading.Lock()
         # created on the first queued message: an idle connection does not pay for a deque
-        self._queue: Deque[Union[str, bytes]] = _NO_QUEUE  # type: ignore[assignment]
+        self._queue: Deque[Union[str, bytes]] = _NO_QUEUE
         self._closed = _Latch()
         self._rcvtimeo: Optional[float] = None
         self._rsize = _MIN_READ

@@ -91,6 +91,10 @@ def _report(handler: Handler, ws: Connection, exc: BaseException) -> None:
         except Exception:
             logger.exception("%r: on_error raised", ws)
             return
+    if isinstance(exc, ConnectionClosed):
+        # e.g. an echo to a client that has just left: routine, not an application error
+        logger.debug("%r: callback sent on a closed connection: %s", ws, exc)
+        return
     logger.error("%r: callback raised", ws, exc_info=(type(exc), exc, exc.__traceback__))
 
 
