@@ -123,8 +123,7 @@ def fan_out(conns: Iterable[Connection], prepare: Prepare, deadline: float, on_s
                 busy.append(conn)
                 continue
             try:
-                fd = conn.sock.fileno()
-                data = prepare(conn) if fd >= 0 and not conn.closed else None
+                data = prepare(conn)
             except (ConnectionClosed, WebSocketError, OSError):
                 data = None
             except BaseException:
@@ -133,7 +132,23 @@ def fan_out(conns: Iterable[Connection], prepare: Prepare, deadline: float, on_s
             if data is None:
                 conn._write_lock.release()
                 continue
-            out = _Out(conn, fd, data)
+            sent = 0
+            if not conn._is_tls:  # common case: the kernel takes it all at once
+                try:
+                    sent = conn.sock.send(data, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError as exc:
+                    logger.debug("%r: write failed: %s", conn, exc)
+                    conn._terminate()
+                    conn._write_lock.release()
+                    continue
+                if sent == len(data) and not conn.protocol._pending:
+                    conn._write_lock.release()
+                    delivered.append(conn)
+                    continue
+            out = _Out(conn, conn.sock.fileno(), data)
+            out.sent = sent
             finish(out, _advance(out))
         waiting = busy
         left = deadline - time.monotonic()

@@ -331,7 +331,15 @@ class Server:
         skip = set(exclude or ())
         conns = [conn for conn in self.connections if conn not in skip]
 
+        frame_size = self.frame_size
+
         def prepare(conn: Connection) -> Optional[bytes]:
+            protocol = conn.protocol
+            # fast path without the state lock: we hold the write lock, so no other sender
+            # runs; a close the reader handles meanwhile only queues its reply after ours
+            if protocol.state is State.OPEN and not protocol._pending and protocol.extension is None:
+                if protocol.frame_size == frame_size:
+                    return shared
             with conn._state_lock:
                 protocol = conn.protocol
                 if protocol.state is not State.OPEN:
