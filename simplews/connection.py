@@ -174,6 +174,7 @@ class Connection:
         self._closed = _Latch()
         self._rcvtimeo: Optional[float] = None
         self._rsize = _MIN_READ
+        self._closing = False
         self._close_deadline: Optional[float] = None
         self._pings: Dict[bytes, Tuple[threading.Event, float]] = {}
         self._last_ping: Optional[float] = None
@@ -236,6 +237,8 @@ class Connection:
         whole message is written before another sender's. Raises
         :class:`ConnectionClosed` once the connection is closing or closed.
         """
+        if self._closing:
+            raise self.protocol.closed_exception()
         with self._write_lock:
             with self._state_lock:
                 out = self.protocol.send_message(message, text=text)
@@ -353,8 +356,8 @@ class Connection:
             return
         # A send blocked on a peer that stops reading holds the write lock; waiting
         # for it without bound would hang close() and server shutdown.
-        wait = self.close_timeout
-        if not self._write_lock.acquire(timeout=-1 if wait is None else wait):
+        self._closing = True  # refuse new sends, so a sender looping on send() cannot starve us
+        if not self._acquire_write_for_close(self.close_timeout):
             logger.info("%r: a send is blocked; aborting instead of closing", self)
             self._terminate()
             return
@@ -375,6 +378,34 @@ class Connection:
             self._write_lock.release()
         if sent and self.protocol.failure is not None:
             self._after_close_frame()
+
+    def _acquire_write_for_close(self, timeout: Optional[float]) -> bool:
+        """Take the write lock to send a close, reading (and dropping) incoming data meanwhile.
+
+        A sender blocked on a peer that is itself blocked writing to us (nobody
+        reads here) only gets unstuck if someone reads: the closing thread does,
+        discarding messages, since the application asked to close.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._write_lock.acquire(timeout=0.02):
+            if self._closed.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                return False
+            if self._read_lock.acquire(blocking=False):
+                try:
+                    for _ in range(64):
+                        if self._closed.is_set():
+                            break
+                        try:
+                            data = self._sock_recv(None, nonblocking=True)
+                        except _ReadTimeout:
+                            break
+                        except OSError:
+                            self._terminate()
+                            break
+                        self._process(data, discard=True, queue_only=True)
+                finally:
+                    self._read_lock.release()
+        return True
 
     def _wait_closed(self, timeout: Optional[float]) -> None:
         """Finish the close handshake: read the peer's close and end of stream, or force it."""
