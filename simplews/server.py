@@ -138,6 +138,7 @@ class Server:
         self._lock = threading.Lock()
         self._connections: Set[Connection] = set()
         self._pending: Set[socket.socket] = set()
+        self._upgrading = 0  # sockets between the 101 and their registration as connections
         self._threads: Set[threading.Thread] = set()
         self._accept_thread: Optional[threading.Thread] = None
         self._stopping = threading.Event()
@@ -397,7 +398,7 @@ class Server:
 
     def _live_count(self) -> int:
         with self._lock:
-            return len(self._connections) + len(self._pending)
+            return len(self._connections) + len(self._pending) + self._upgrading
 
     def _reject_busy(self, client: socket.socket, poller: Any) -> None:
         """Answer 503 without a thread (too many connections); over TLS, just close.
@@ -478,6 +479,7 @@ class Server:
             with self._lock:
                 self._pending.discard(client)
                 self._pending.discard(conn.sock)  # the TLS socket, which replaced client there
+                self._upgrading -= 1
                 if self._stopping.is_set():
                     conn._start_close(1001, "server shutting down")
                 self._connections.add(conn)
@@ -573,11 +575,23 @@ class Server:
             if self._stopping.is_set():
                 raise InvalidHandshake("server shutting down", status=503)
             self._pending.discard(sock)
-        sock.settimeout(None)
-        sock.sendall(handshake.build_accept(key, subprotocol=subprotocol, extensions=ext_header))
-        protocol = Protocol(False, max_message_size=self.max_message_size, frame_size=self.frame_size, extension=extension)
-        response = None  # server side: the 101 we sent is not kept (memory per idle connection)
-        logger.info("%s upgraded %s", request.remote_address, request.path)
+            self._upgrading += 1  # still counted against max_connections until registered
+        try:
+            sock.settimeout(None)
+            sock.sendall(handshake.build_accept(key, subprotocol=subprotocol, extensions=ext_header))
+            protocol = Protocol(False, max_message_size=self.max_message_size, frame_size=self.frame_size, extension=extension)
+            logger.info("%s upgraded %s", request.remote_address, request.path)
+            return self._new_connection(sock, protocol, request, subprotocol, leftover)
+        except BaseException:
+            with self._lock:
+                self._upgrading -= 1
+            raise
+
+    def _new_connection(
+        self, sock: socket.socket, protocol: Protocol, request: Request, subprotocol: Optional[str], leftover: bytes
+    ) -> Connection:
+        """The server-side connection after a 101 (the 101 itself is not kept: memory per idle connection)."""
+        response = None
         return Connection(
             sock,
             protocol,
