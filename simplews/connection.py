@@ -390,21 +390,7 @@ class Connection:
         while not self._write_lock.acquire(timeout=0.02):
             if self._closed.is_set() or (deadline is not None and time.monotonic() >= deadline):
                 return False
-            if self._read_lock.acquire(blocking=False):
-                try:
-                    for _ in range(64):
-                        if self._closed.is_set():
-                            break
-                        try:
-                            data = self._sock_recv(None, nonblocking=True)
-                        except _ReadTimeout:
-                            break
-                        except OSError:
-                            self._terminate()
-                            break
-                        self._process(data, discard=True, queue_only=True)
-                finally:
-                    self._read_lock.release()
+            self._read_available(64, discard=True)
         return True
 
     def _wait_closed(self, timeout: Optional[float]) -> None:
@@ -775,11 +761,19 @@ class Connection:
 
     def _idle_read(self) -> bool:
         """Read available bytes without blocking, if no thread is reading; ``False`` if one is."""
+        return self._read_available(16, discard=False)
+
+    def _read_available(self, rounds: int, *, discard: bool) -> bool:
+        """Take the reader role if free and process what the socket holds, without blocking.
+
+        Queued messages stop at ``max_queue`` (TCP backpressure) unless they are
+        discarded. Returns ``False`` if another thread holds the reader role.
+        """
         if not self._read_lock.acquire(blocking=False):
             return False
         try:
-            limit = self.max_queue
-            for _ in range(16):
+            limit = None if discard else self.max_queue
+            for _ in range(rounds):
                 if self._closed.is_set() or (limit is not None and len(self._queue) >= limit):
                     break
                 try:
@@ -789,7 +783,7 @@ class Connection:
                 except OSError:
                     self._terminate()
                     break
-                self._process(data, queue_only=True)
+                self._process(data, discard=discard, queue_only=True)
         finally:
             self._read_lock.release()
         return True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 import tracemalloc
 import zlib
 from typing import Any, Dict, List, Optional, Tuple
@@ -258,17 +257,14 @@ def test_decompression_bomb_one_frame() -> None:
     bomb = bomb_chunk() * 1024  # ~1 MiB that inflates to 1 GiB
     state = make()
     tracemalloc.start()
-    start = time.perf_counter()
     try:
         with pytest.raises(PayloadTooBig) as info:
             state.decompress_frame(bomb, fin=True, max_size=1 << 20)
-        elapsed = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert info.value.code == 1009
-    assert elapsed < 1.0
-    assert peak < 4 << 20
+    assert peak < 4 << 20  # the limit trips while inflating: 1 GiB is never produced
 
 
 def test_decompression_bomb_many_frames() -> None:
@@ -276,14 +272,12 @@ def test_decompression_bomb_many_frames() -> None:
     state = make()
     limit = (5 << 20) + 10  # five chunks fit, the sixth does not
     used = frames = 0
-    start = time.perf_counter()
     with pytest.raises(PayloadTooBig):
         while frames < 1024:  # 1 GiB in 1 KiB frames
             frames += 1
             used += len(state.decompress_frame(chunk, fin=False, max_size=limit - used))
-    assert frames == 6
+    assert frames == 6  # stopped at the first frame past the limit, not after 1 GiB
     assert used == 5 << 20
-    assert time.perf_counter() - start < 1.0
 
 
 # invalid compressed data
