@@ -37,7 +37,7 @@ from .exceptions import (
 )
 from .handlers import OnClose, OnError, OnMessage, OnOpen, resolve_handler, run_connection
 from .handshake import HeaderLike, Headers
-from .protocol import DEFAULT_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, Protocol
+from .protocol import DEFAULT_FRAME_SIZE, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, Protocol
 from .transport import Cancel, default_ssl_context, is_tls_socket, open_tcp, read_head, remaining, wrap_tls
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -232,6 +232,7 @@ def connect(
     ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
     send_timeout: Optional[float] = None,
     max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
+    max_fragments: Optional[int] = DEFAULT_MAX_FRAGMENTS,
     frame_size: Optional[int] = DEFAULT_FRAME_SIZE,
     max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
     max_header_size: Optional[int] = handshake.DEFAULT_MAX_HEADER_SIZE,
@@ -254,7 +255,8 @@ def connect(
     bounds one blocked write (then the connection is aborted).
     Keepalive: a ping every ``ping_interval``; no pong within ``ping_timeout``
     closes the connection with 1011. Limits: ``max_message_size`` (incoming,
-    after decompression), ``frame_size`` (outgoing fragmentation),
+    after decompression), ``max_fragments`` (frames per incoming message),
+    ``frame_size`` (outgoing fragmentation),
     ``max_queue`` (messages read ahead while nobody calls ``recv()``).
     ``compression="deflate"`` offers permessage-deflate; ``None`` turns it off; a
     :class:`~simplews.DeflateConfig` sets its parameters, memory use and threshold.
@@ -281,6 +283,7 @@ def connect(
                 ping_timeout=ping_timeout,
                 send_timeout=send_timeout,
                 max_message_size=max_message_size,
+                max_fragments=max_fragments,
                 frame_size=frame_size,
                 max_queue=max_queue,
                 max_header_size=max_header_size,
@@ -394,7 +397,11 @@ def _handshake(sock: socket.socket, uri: WebSocketURI, deadline: Optional[float]
         extension = deflate.client_accept(ext_values, deflate_config)
     sock.settimeout(None)
     protocol = Protocol(
-        True, max_message_size=opts["max_message_size"], frame_size=opts["frame_size"], extension=extension
+        True,
+        max_message_size=opts["max_message_size"],
+        max_fragments=opts["max_fragments"],
+        frame_size=opts["frame_size"],
+        extension=extension,
     )
     try:
         req = handshake.parse_request(request)  # what we sent, readable as ws.request.headers

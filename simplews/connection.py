@@ -242,10 +242,10 @@ class Connection:
         with self._write_lock:
             with self._state_lock:
                 out = self.protocol.send_message(message, text=text)
-                if self.protocol._pending:
+                if self.protocol.has_pending:
                     out[:0] = self.protocol.data_to_send()
             self._write(out)
-        if self.protocol._pending:
+        if self.protocol.has_pending:
             self._flush_pending()
 
     def recv(self, timeout: Optional[float] = None) -> Union[str, bytes]:
@@ -483,7 +483,7 @@ class Connection:
         protocol = self.protocol
         with self._state_lock:
             events = protocol.receive_data(data)
-        if protocol._pending:
+        if protocol.has_pending:
             self._flush_pending(block=not queue_only)
         for event in events:
             if type(event) is Message:

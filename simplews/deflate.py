@@ -45,7 +45,7 @@ import re
 import zlib
 from typing import Iterable, Iterator, List, Optional, Tuple, Union
 
-from .exceptions import NegotiationError, PayloadTooBig, RemoteProtocolError
+from .exceptions import NegotiationError, RemoteProtocolError
 
 _Buffer = Union[bytes, bytearray, memoryview]
 #: one ``name[=value]`` extension parameter; the value is None when absent
@@ -197,8 +197,9 @@ class PerMessageDeflate:
         """Inflate one frame (or any chunk) of a compressed message; on fin append the tail.
 
         ``max_size`` is how many bytes this message may still produce (None = no
-        limit): PayloadTooBig is raised as soon as the output would exceed it, having
-        produced at most ``max_size + 1`` bytes. Bad deflate data, or data after a
+        limit): inflating stops as soon as the output exceeds it, having produced at
+        most ``max_size + 1`` bytes (the protocol's size check then fails the message),
+        so a decompression bomb never expands in memory. Bad deflate data, or data after a
         final (BFINAL) block, raises RemoteProtocolError with code 1007. After
         ``fin`` the inflater is dropped when the peer uses no_context_takeover (or
         ended its stream with a BFINAL block), so the next message starts afresh.
@@ -220,8 +221,6 @@ class PerMessageDeflate:
                     end = inflater.decompress(_TAIL, room - len(out))
                     if end:
                         out += end
-                if len(out) > max_size:
-                    raise PayloadTooBig(f"decompressed message exceeds the size limit ({max_size} bytes left)")
         except zlib.error as exc:
             raise RemoteProtocolError(f"invalid compressed data: {exc}", 1007) from None
         if inflater.eof and inflater.unused_data not in (_END_AFTER_FINAL if fin else _END_AFTER_FINAL_PARTIAL):

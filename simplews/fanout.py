@@ -143,7 +143,7 @@ def fan_out(conns: Iterable[Connection], prepare: Prepare, deadline: float, on_s
                     conn._terminate()
                     conn._write_lock.release()
                     continue
-                if sent == len(data) and not conn.protocol._pending:
+                if sent == len(data) and not conn.protocol.has_pending:
                     conn._write_lock.release()
                     delivered.append(conn)
                     continue

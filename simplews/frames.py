@@ -5,11 +5,12 @@ Nothing here keeps state beyond one frame and nothing touches a socket.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import enum
 import os
 import struct
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 from .exceptions import LocalProtocolError, RemoteProtocolError
 
@@ -25,6 +26,8 @@ __all__ = [
     "encode_close",
     "parse_close",
     "is_valid_close_code",
+    "decode_utf8",
+    "utf8_decoder",
 ]
 
 Buffer = Union[bytes, bytearray, memoryview]
@@ -183,36 +186,42 @@ def encode_header(
     return head
 
 
+#: frames up to this size are returned as one joined buffer (one write, one copy)
+JOIN_LIMIT = 2048
+
+
 def encode_frame(
     opcode: int,
     payload: Buffer,
-    *,
     fin: bool = True,
     rsv1: bool = False,
-    mask: bool = False,
+    mask_key: Optional[bytes] = None,
 ) -> List[Buffer]:
-    """Encode one frame as a list of buffers to write in order.
+    """Encode one frame as a list of buffers to write in order; masked when ``mask_key`` is given.
 
-    Masked frames get a fresh key from :func:`os.urandom` (what :mod:`secrets` uses). Small frames come back as
-    one joined buffer; large unmasked payloads are returned as-is, uncopied.
+    Frames up to :data:`JOIN_LIMIT` bytes come back as one joined buffer; a larger
+    unmasked payload is returned as it is, uncopied, after its header.
     """
     length = len(payload)
-    if mask:
-        key = os.urandom(4)
-        header = encode_header(opcode, length, fin=fin, rsv1=rsv1, mask_key=key)
-        body: Buffer = apply_mask(payload, key)
-    else:
-        header = encode_header(opcode, length, fin=fin, rsv1=rsv1)
-        body = payload
-    if length <= 4096:
-        return [header + bytes(body)]
+    if length < 126 and not rsv1:
+        # the common small frame: no struct packing
+        b0 = (0x80 | opcode) if fin else opcode
+        if mask_key is None:
+            return [bytes((b0, length)) + payload]
+        return [bytes((b0, 0x80 | length)) + mask_key + (apply_mask(payload, mask_key) if length else b"")]
+    header = encode_header(opcode, length, fin=fin, rsv1=rsv1, mask_key=mask_key)
+    body: Buffer = payload if mask_key is None else apply_mask(payload, mask_key)
+    if length <= JOIN_LIMIT:
+        return [header + body if isinstance(body, bytes) else header + bytes(body)]
     return [header, body]
 
 
 # --- parsing ---------------------------------------------------------------------------
 
-# (fin, rsv1, rsv2, rsv3, opcode, masked, length, header_size) or None if incomplete
-Header = Tuple[bool, bool, bool, bool, int, bool, int, int]
+#: ``(b0, masked, length, header_size)``: ``b0`` is the first header byte (FIN, RSV1-3, opcode)
+Header = Tuple[int, bool, int, int]
+
+FIN, RSV1, RSV2, RSV3 = 0x80, 0x40, 0x20, 0x10
 
 _unpack_H = struct.Struct("!H").unpack_from
 _unpack_Q = struct.Struct("!Q").unpack_from
@@ -222,8 +231,8 @@ def parse_header(buf: Buffer, offset: int = 0) -> Optional[Header]:
     """Parse the frame header at ``buf[offset:]``; ``None`` if more bytes are needed.
 
     Raises :class:`RemoteProtocolError` for a header no peer may send
-    (oversized control frame, 64-bit length with the top bit set, non-minimal
-    length encodings are accepted as RFC 6455 does not forbid them for receivers).
+    (fragmented or oversized control frame, 64-bit length with the top bit
+    set). Non-minimal length encodings are accepted: RFC 6455 binds senders only.
     """
     avail = len(buf) - offset
     if avail < 2:
@@ -231,32 +240,33 @@ def parse_header(buf: Buffer, offset: int = 0) -> Optional[Header]:
     b0 = buf[offset]
     b1 = buf[offset + 1]
     length = b1 & 0x7F
-    size = 2
-    if length == 126:
-        if avail < 4:
-            return None
-        (length,) = _unpack_H(buf, offset + 2)
-        size = 4
-    elif length == 127:
-        if avail < 10:
-            return None
-        (length,) = _unpack_Q(buf, offset + 2)
-        if length >> 63:
-            raise RemoteProtocolError("payload length has the most significant bit set")
-        size = 10
-    masked = bool(b1 & 0x80)
-    if masked:
-        size += 4
-        if avail < size:
-            return None
-    opcode = b0 & 0x0F
-    fin = bool(b0 & 0x80)
-    if opcode >= 8:
-        if not fin:
+    if b1 & 0x80:
+        masked = True
+        size = 6
+    else:
+        masked = False
+        size = 2
+    if length >= 126:
+        if length == 126:
+            if avail < 4:
+                return None
+            (length,) = _unpack_H(buf, offset + 2)
+            size += 2
+        else:
+            if avail < 10:
+                return None
+            (length,) = _unpack_Q(buf, offset + 2)
+            if length >> 63:
+                raise RemoteProtocolError("payload length has the most significant bit set")
+            size += 8
+    if avail < size:
+        return None
+    if b0 & 0x08:  # a control frame
+        if not b0 & FIN:
             raise RemoteProtocolError("fragmented control frame")
         if length > 125:
             raise RemoteProtocolError("control frame payload longer than 125 bytes")
-    return (fin, bool(b0 & 0x40), bool(b0 & 0x20), bool(b0 & 0x10), opcode, masked, length, size)
+    return (b0, masked, length, size)
 
 
 def parse_frame(data: Buffer) -> Tuple[Optional[Frame], int]:
@@ -268,7 +278,7 @@ def parse_frame(data: Buffer) -> Tuple[Optional[Frame], int]:
     header = parse_header(data)
     if header is None:
         return None, 0
-    fin, rsv1, rsv2, rsv3, opcode, masked, length, size = header
+    b0, masked, length, size = header
     end = size + length
     if len(data) < end:
         return None, 0
@@ -277,7 +287,35 @@ def parse_frame(data: Buffer) -> Tuple[Optional[Frame], int]:
         payload = apply_mask(memoryview(data)[size:end], key)
     else:
         payload = bytes(data[size:end])
-    return Frame(opcode, payload, fin, rsv1, rsv2, rsv3), end
+    return Frame(b0 & 0x0F, payload, bool(b0 & FIN), bool(b0 & RSV1), bool(b0 & RSV2), bool(b0 & RSV3)), end
+
+
+# --- text ---------------------------------------------------------------------------
+
+#: a new incremental UTF-8 decoder, for a text message that arrives in pieces
+utf8_decoder = codecs.getincrementaldecoder("utf-8")
+
+
+def decode_utf8(data: Buffer, decoder: Any = None, final: bool = True) -> str:
+    """Decode received UTF-8 text; invalid UTF-8 is a :class:`RemoteProtocolError` with 1007.
+
+    The one place for RFC 6455 section 8.1. Without ``decoder``, ``data`` is a
+    whole text; with an incremental ``decoder`` it is the next piece (``final``
+    on the last), and a piece that ends in the first two bytes of a UTF-16
+    surrogate (ED A0..BF) fails at once, not one piece later (fail fast).
+    """
+    try:
+        if decoder is None:
+            # bytes.decode, not str(data, "utf-8"): some interpreters let surrogates through the latter
+            return (data if type(data) is not memoryview else bytes(data)).decode("utf-8")
+        text: str = decoder.decode(data, final)
+    except UnicodeDecodeError:
+        raise RemoteProtocolError("invalid UTF-8 in text", 1007) from None
+    if not final:
+        pending = decoder.getstate()[0]
+        if len(pending) == 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+            raise RemoteProtocolError("invalid UTF-8 in text (a surrogate)", 1007)
+    return text
 
 
 # --- close frames ----------------------------------------------------------------------
@@ -310,8 +348,4 @@ def parse_close(payload: Buffer) -> Tuple[int, str]:
     code = (payload[0] << 8) | payload[1]
     if not is_valid_close_code(code):
         raise RemoteProtocolError(f"invalid close code {code}")
-    try:
-        reason = bytes(payload[2:]).decode("utf-8")
-    except UnicodeDecodeError:
-        raise RemoteProtocolError("close reason is not valid UTF-8", 1007) from None
-    return code, reason
+    return code, decode_utf8(payload[2:])

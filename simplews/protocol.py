@@ -1,16 +1,16 @@
 """The connection state machine, Sans-I/O: bytes in -> events out, sends -> bytes out.
 
 :class:`Protocol` owns every RFC 6455 rule that applies after the handshake:
-frame validation, fragment reassembly, incremental UTF-8 validation, size
-limits, automatic fragmentation, masking, the close handshake and extensions.
-It never raises out of :meth:`Protocol.receive_data`: a peer's violation is
-recorded in :attr:`Protocol.failure` with the close code to send, and the close
-frame is queued in :meth:`Protocol.data_to_send` for the shell to write.
+frame validation, fragment reassembly, UTF-8 validation, size limits,
+automatic fragmentation, masking, pongs, the close handshake, the end of the
+TCP stream and extensions. It never raises out of :meth:`Protocol.receive_data`:
+a peer's violation is recorded in :attr:`Protocol.failure` with the close code
+to send, and the close frame is queued in :meth:`Protocol.data_to_send` for
+the shell to write.
 """
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import enum
 import logging
@@ -25,7 +25,20 @@ from .exceptions import (
     PayloadTooBig,
     RemoteProtocolError,
 )
-from .frames import KNOWN_OPCODES, apply_mask, encode_close, encode_header, parse_close, parse_header
+from .frames import (
+    FIN,
+    KNOWN_OPCODES,
+    RSV1,
+    RSV2,
+    RSV3,
+    apply_mask,
+    decode_utf8,
+    encode_close,
+    encode_frame,
+    parse_close,
+    parse_header,
+    utf8_decoder,
+)
 
 __all__ = [
     "State",
@@ -36,19 +49,27 @@ __all__ = [
     "Event",
     "Protocol",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MAX_FRAGMENTS",
     "DEFAULT_FRAME_SIZE",
 ]
 
 logger = logging.getLogger("simplews")
 
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+#: Frames one incoming message may have. Bounds the work a peer can cause with
+#: empty or tiny fragments; a simplews sender never needs more than
+#: ``size / frame_size`` (16 for a 1 MiB message at the default frame size).
+DEFAULT_MAX_FRAGMENTS = 4096
 #: Outgoing messages above this size are split into frames of this size: it
 #: bounds the memory needed to mask a frame (we never copy a whole large message)
 #: and stays within the per-frame limits of small embedded peers.
 DEFAULT_FRAME_SIZE = 64 * 1024
 
-_TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x1, 0x2, 0x8, 0x9, 0xA
-_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+_CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+#: pongs owed at once: a newer ping then replaces the oldest pong not written yet
+_MAX_PONGS = 16
+#: pieces of an incoming message smaller than this are gathered into one buffer
+_PART_SIZE = 4096
 
 Data = Union[str, bytes, bytearray, memoryview]
 
@@ -109,11 +130,13 @@ class Protocol:
         is_client: bool,
         *,
         max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
+        max_fragments: Optional[int] = DEFAULT_MAX_FRAGMENTS,
         frame_size: Optional[int] = DEFAULT_FRAME_SIZE,
         extension: Any = None,
     ) -> None:
         self.is_client = is_client
         self.max_message_size = max_message_size
+        self.max_fragments = max_fragments
         self.frame_size = frame_size
         #: negotiated permessage-deflate state (``simplews.deflate.PerMessageDeflate``)
         self.extension = extension
@@ -130,21 +153,24 @@ class Protocol:
         self.failure_deferred = False
         self._debug = logger.isEnabledFor(logging.DEBUG)
         self._pending: List[Any] = []
+        self._pongs: List[bytes] = []  # pongs owed, at most _MAX_PONGS (RFC 6455 5.5.3)
+        self._eof_sent = False
         self._keys = b""
         self._key_pos = 0
         self._buf = bytearray()
-        # the data frame being received
-        self._in_frame = False
-        self._f_opcode = 0
+        # the data frame being received (``_f_left`` < 0: none)
+        self._f_left = -1
         self._f_fin = False
         self._f_key: Optional[bytes] = None
-        self._f_left = 0
         self._f_offset = 0
-        # the message being reassembled
-        self._m_opcode = 0  # 0: no message in progress
+        # the message being reassembled (``_m_opcode`` 0: none)
+        self._m_opcode = 0
         self._m_compressed = False
+        # the payload so far: large pieces as they came, small ones gathered, so that the list
+        # grows with the size of the message, never with how many frames or reads it took
         self._m_parts: List[Any] = []
         self._m_size = 0
+        self._m_frames = 0
         self._m_decoder: Any = None
 
     # --- receiving ------------------------------------------------------------------
@@ -173,8 +199,11 @@ class Protocol:
             self._buf = bytearray()
             return events
         if pos < len(buf):
-            rest = buf[pos:]
-            self._buf = rest if isinstance(rest, bytearray) else bytearray(rest)
+            if buf is self._buf:
+                if pos:
+                    del buf[:pos]
+            else:
+                self._buf = bytearray(buf[pos:])
         elif self._buf:
             self._buf = bytearray()
         return events
@@ -183,40 +212,50 @@ class Protocol:
         """Parse as much of ``buf`` as possible; return how far it got."""
         pos = 0
         end = len(buf)
-        limit = self.max_message_size
         want_mask = not self.is_client
+        limit = self.max_message_size
         while pos < end and self.close_rcvd is None:
-            if not self._in_frame:
-                if not self._m_opcode and end - pos >= 2:
-                    b0 = buf[pos]
-                    if b0 == 0x81 or b0 == 0x82:
-                        stop = self._whole_frame(buf, pos, end, b0, limit, want_mask, events)
-                        if stop:
-                            pos = stop
-                            continue
+            if self._f_left < 0:
                 header = parse_header(buf, pos)
                 if header is None:
                     break
-                fin, rsv1, rsv2, rsv3, opcode, masked, length, size = header
-                self._check_header(fin, rsv1, rsv2, rsv3, opcode, masked, length)
-                if opcode >= 8:
-                    if end - pos - size < length:
-                        break  # control frames are handled whole
-                    start = pos + size
-                    payload = buf[start : start + length]
-                    if masked:
+                b0, masked, length, size = header
+                start = pos + size
+                stop = start + length
+                if (
+                    (b0 == 0x81 or b0 == 0x82)
+                    and masked is want_mask
+                    and stop <= end
+                    and not self._m_opcode
+                    and (limit is None or length <= limit)
+                ):
+                    # fast path: a whole text or binary message in one frame that passes every rule
+                    payload = buf[start:stop]
+                    if masked and length:
                         payload = apply_mask(payload, bytes(buf[start - 4 : start]))
-                    pos = start + length
-                    self._control(opcode, bytes(payload), events)
+                    pos = stop
+                    events.append(Message(decode_utf8(payload) if b0 == 0x81 else bytes(payload)))
                     continue
-                pos += size
-                self._start_frame(opcode, fin, rsv1, bytes(buf[pos - 4 : pos]) if masked else None, length)
+                opcode = self._check_header(b0, masked, length)
+                if opcode >= 8 or (stop <= end and b0 & 0xC0 == 0x80 and not self._m_opcode):
+                    # a control frame, or a whole message in one uncompressed frame: handled whole
+                    if stop > end:
+                        break
+                    payload = buf[start:stop]
+                    if masked and length:
+                        payload = apply_mask(payload, bytes(buf[start - 4 : start]))
+                    pos = stop
+                    if opcode >= 8:
+                        self._control(opcode, bytes(payload), events)
+                    else:
+                        events.append(Message(decode_utf8(payload) if opcode == _TEXT else bytes(payload)))
+                    continue
+                pos = start
+                self._start_frame(opcode, b0 & FIN, b0 & RSV1, bytes(buf[start - 4 : start]) if masked else None, length)
                 if length == 0:
-                    self._end_frame(b"", events)
+                    self._frame_payload(b"", events)
                     continue
             take = self._f_left if self._f_left <= end - pos else end - pos
-            if take <= 0:
-                break
             chunk = buf[pos : pos + take]
             pos += take
             if self._f_key is not None:
@@ -227,143 +266,106 @@ class Protocol:
                 chunk = apply_mask(chunk, key)
             self._f_offset += take
             self._f_left -= take
-            if self._f_left == 0:
-                self._end_frame(chunk, events)
-            else:
-                self._add_chunk(chunk, False)
+            self._frame_payload(chunk, events)
         return pos
 
-    def _whole_frame(
-        self, buf: Any, pos: int, end: int, b0: int, limit: Optional[int], want_mask: bool, events: List[Event]
-    ) -> int:
-        """Fast path: a complete, final, uncompressed text or binary frame at ``pos``.
-
-        Returns where the frame ends, or 0 to let the general path handle it.
-        """
-        b1 = buf[pos + 1]
-        if bool(b1 & 0x80) is not want_mask:
-            return 0
-        length = b1 & 0x7F
-        start = pos + 2
-        if length == 126:
-            if end - pos < 4:
-                return 0
-            length = (buf[pos + 2] << 8) | buf[pos + 3]
-            start = pos + 4
-        elif length == 127:
-            return 0
-        if limit is not None and length > limit:
-            return 0
-        if want_mask:
-            start += 4
-        stop = start + length
-        if stop > end:
-            return 0
-        payload = buf[start:stop]
-        if want_mask and length:
-            payload = apply_mask(payload, bytes(buf[start - 4 : start]))
-        if b0 == 0x81:
-            try:
-                events.append(Message(str(payload, "utf-8")))
-            except UnicodeDecodeError:
-                raise RemoteProtocolError("invalid UTF-8 in text message", 1007) from None
-        else:
-            events.append(Message(payload if type(payload) is bytes else bytes(payload)))
-        return stop
-
-    def _check_header(
-        self, fin: bool, rsv1: bool, rsv2: bool, rsv3: bool, opcode: int, masked: bool, length: int
-    ) -> None:
-        """Apply RFC 6455 section 5 rules to a frame header."""
-        if opcode not in KNOWN_OPCODES:
-            raise RemoteProtocolError(f"reserved opcode {opcode}")
-        if rsv2 or rsv3:
-            raise RemoteProtocolError("RSV2 or RSV3 set without a negotiated extension")
-        if rsv1:
+    def _check_header(self, b0: int, masked: bool, length: int) -> int:
+        """Apply RFC 6455 section 5 rules and our limits to a frame header; return its opcode."""
+        if masked is self.is_client:
+            raise RemoteProtocolError("masked frame from server" if self.is_client else "unmasked frame from client")
+        opcode = b0 & 0x0F
+        if b0 & (RSV1 | RSV2 | RSV3):
+            if b0 & (RSV2 | RSV3):
+                raise RemoteProtocolError("RSV2 or RSV3 set without a negotiated extension")
             if self.extension is None:
                 raise RemoteProtocolError("RSV1 set without a negotiated extension")
-            if opcode == 0 or opcode >= 8:
+            if opcode == _CONT or opcode >= 8:
                 raise RemoteProtocolError("RSV1 set on a continuation or control frame")
-        if masked == self.is_client:
-            raise RemoteProtocolError("masked frame from server" if self.is_client else "unmasked frame from client")
-        if opcode == 0:
+        if opcode not in KNOWN_OPCODES:
+            raise RemoteProtocolError(f"reserved opcode {opcode}")
+        if opcode >= 8:
+            return opcode
+        if opcode == _CONT:
             if not self._m_opcode:
                 raise RemoteProtocolError("continuation frame without a message to continue")
-        elif opcode < 8:
-            if self._m_opcode:
-                raise RemoteProtocolError("new data frame before the fragmented message ended")
-            if self._debug:
-                logger.debug("< frame opcode=%d fin=%s len=%d", opcode, fin, length)
-        limit = self.max_message_size
-        if limit is not None and opcode < 8 and not (rsv1 or (opcode == 0 and self._m_compressed)):
-            if (self._m_size if opcode == 0 else 0) + length > limit:
-                raise PayloadTooBig(f"message exceeds {limit} bytes")
+            limit = self.max_fragments
+            if limit is not None and self._m_frames >= limit:
+                raise PayloadTooBig(f"message has more than {limit} frames")
+            if not self._m_compressed:
+                self._account(length, self._m_size)
+            return opcode
+        if self._m_opcode:
+            raise RemoteProtocolError("new data frame before the fragmented message ended")
+        if self._debug:
+            logger.debug("< frame opcode=%d fin=%s len=%d", opcode, b0 >> 7, length)
+        if not b0 & RSV1:
+            self._account(length, 0)
+        return opcode
 
-    def _start_frame(self, opcode: int, fin: bool, rsv1: bool, key: Optional[bytes], length: int) -> None:
+    def _account(self, added: int, so_far: int) -> None:
+        """Check the message size limit before taking ``added`` more bytes (decompressed size)."""
+        limit = self.max_message_size
+        if limit is not None and so_far + added > limit:
+            raise PayloadTooBig(f"message exceeds {limit} bytes")
+
+    def _start_frame(self, opcode: int, fin: int, rsv1: int, key: Optional[bytes], length: int) -> None:
         """Begin receiving a data frame's payload."""
-        self._in_frame = True
-        self._f_fin = fin
-        self._f_key = key
         self._f_left = length
+        self._f_fin = bool(fin)
+        self._f_key = key
         self._f_offset = 0
         if opcode:
             self._m_opcode = opcode
-            self._m_compressed = rsv1
+            self._m_compressed = bool(rsv1)
             self._m_size = 0
+            self._m_frames = 0
+        self._m_frames += 1
         if not self._m_compressed:
             self._m_size += length
 
-    def _end_frame(self, chunk: Any, events: List[Event]) -> None:
-        """Finish a data frame; emit the message if it was the last fragment."""
-        self._in_frame = False
-        fin = self._f_fin
-        if fin and not self._m_parts and not self._m_compressed and self._m_decoder is None:
-            # fast path: a whole message in one frame and one chunk
-            self._m_opcode, opcode = 0, self._m_opcode
-            data = bytes(chunk)
-            if opcode == _TEXT:
-                try:
-                    events.append(Message(data.decode("utf-8")))
-                except UnicodeDecodeError:
-                    raise RemoteProtocolError("invalid UTF-8 in text message", 1007) from None
-            else:
-                events.append(Message(data))
-            return
-        self._add_chunk(chunk, fin)
-        if fin:
-            parts, self._m_parts = self._m_parts, []
-            opcode, self._m_opcode = self._m_opcode, 0
-            self._m_decoder = None
-            self._m_compressed = False
-            if opcode == _TEXT:
-                events.append(Message("".join(parts)))
-            else:
-                events.append(Message(b"".join(parts)))
-
-    def _add_chunk(self, chunk: Any, final: bool) -> None:
-        """Append part of a message's payload: inflate, validate UTF-8, check size."""
+    def _frame_payload(self, chunk: Any, events: List[Event]) -> None:
+        """Take the next piece of a data frame's payload; emit the message after its last piece."""
+        frame_done = self._f_left == 0
+        if frame_done:
+            self._f_left = -1
+        last = frame_done and self._f_fin
         if self._m_compressed:
-            limit = self.max_message_size
-            left = None if limit is None else limit - self._m_size
-            chunk = self.extension.decompress_frame(chunk, fin=final, max_size=left)
+            chunk = self.extension.decompress_frame(chunk, fin=last, max_size=self._room())
+            self._account(len(chunk), self._m_size)
             self._m_size += len(chunk)
-        if self._m_opcode == _TEXT:
-            decoder = self._m_decoder
-            if decoder is None:
-                decoder = self._m_decoder = _utf8_decoder()
-            try:
-                text = decoder.decode(chunk, final)
-            except UnicodeDecodeError:
-                raise RemoteProtocolError("invalid UTF-8 in text message", 1007) from None
-            if not final:
-                pending = decoder.getstate()[0]
-                # CPython waits for the 3rd byte of ED A0..BF; it is a surrogate already: fail fast
-                if len(pending) == 2 and pending[0] == 0xED and pending[1] >= 0xA0:
-                    raise RemoteProtocolError("invalid UTF-8 in text message (surrogate)", 1007)
-            if text:
-                self._m_parts.append(text)
+        parts = self._m_parts
+        text = self._m_opcode == _TEXT
+        if not parts and last:  # the whole message in one piece: no copy, no incremental decoding
+            self._end_message()
+            events.append(Message(decode_utf8(chunk) if text else bytes(chunk)))
+            return
+        if text:
+            if self._m_decoder is None:
+                self._m_decoder = utf8_decoder()
+            decode_utf8(chunk, self._m_decoder, last)  # fail fast on invalid UTF-8
+        if len(chunk) >= _PART_SIZE:
+            parts.append(chunk if type(chunk) is bytes else bytes(chunk))
+        elif parts and type(parts[-1]) is bytearray:
+            parts[-1] += chunk
         else:
-            self._m_parts.append(bytes(chunk))
+            parts.append(bytearray(chunk))
+        if last:
+            self._end_message()
+            data = b"".join(parts)
+            events.append(Message(decode_utf8(data) if text else data))
+
+    def _room(self) -> Optional[int]:
+        """How many more (decompressed) bytes the current message may have."""
+        limit = self.max_message_size
+        return None if limit is None else limit - self._m_size
+
+    def _end_message(self) -> None:
+        """Forget the message just completed."""
+        self._m_opcode = 0
+        self._m_compressed = False
+        if self._m_parts:
+            self._m_parts = []
+        self._m_decoder = None
 
     def _control(self, opcode: int, payload: bytes, events: List[Event]) -> None:
         """Handle a complete control frame."""
@@ -371,7 +373,12 @@ class Protocol:
             logger.debug("< control opcode=%d len=%d", opcode, len(payload))
         if opcode == _PING:
             if self.close_sent is None:
-                self._pending.extend(self._frame(_PONG, payload))
+                # RFC 6455 5.5.3 lets us skip pongs not sent yet: a ping flood from a peer that
+                # does not read costs a few pending pongs, and the latest ping is always answered
+                pongs = self._pongs
+                if len(pongs) >= _MAX_PONGS:
+                    del pongs[0]
+                pongs.append(self._frame(_PONG, payload)[0])
             events.append(Ping(payload))
         elif opcode == _PONG:
             events.append(Pong(payload))
@@ -387,6 +394,7 @@ class Protocol:
     def _fail(self, exc: RemoteProtocolError, defer: bool = True) -> None:
         """Fail the connection (RFC 6455 7.1.7): send a close frame, ignore the rest."""
         self.failure = exc
+        self._end_message()
         if self._debug:
             logger.debug("protocol failure %d: %s", exc.code, exc)
         if defer and self.defer_failure_close and self.close_sent is None and self.state is State.OPEN:
@@ -418,23 +426,36 @@ class Protocol:
         self.state = State.CLOSED
         self.failure_deferred = False
         self._pending.clear()
+        self._pongs = []
 
     # --- sending --------------------------------------------------------------------
 
     def data_to_send(self) -> List[Any]:
-        """Buffers queued by the protocol itself (pongs, close replies), oldest first."""
+        """Frames the protocol queued itself (pongs, close frames), in the order to write them."""
         out, self._pending = self._pending, []
+        if self._pongs:
+            out[:0], self._pongs = self._pongs, []  # a close frame, if one is queued, stays last
         return out
 
     @property
     def has_pending(self) -> bool:
         """Whether :meth:`data_to_send` has anything."""
-        return bool(self._pending)
+        return bool(self._pending or self._pongs)
 
-    def _check_open(self) -> None:
-        """Raise :class:`ConnectionClosed` unless data may still be sent."""
-        if self.state is not State.OPEN:
-            raise self.closed_exception()
+    def eof_to_send(self) -> bool:
+        """Whether the transport should now be half-closed, after what :meth:`data_to_send` gave.
+
+        True once. The server closes the TCP connection first (RFC 6455 7.1.1):
+        as soon as it has sent its close frame and received the client's, or
+        sent the close frame that fails the connection. A client waits for the
+        server's end of stream (the shell bounds that wait by ``close_timeout``).
+        """
+        if self._eof_sent or self.is_client or self.close_sent is None or self.has_pending:
+            return False
+        if self.close_rcvd is None and (self.failure is None or self.failure_deferred):
+            return False
+        self._eof_sent = True
+        return True
 
     def send_message(self, data: Data, *, text: Optional[bool] = None) -> List[Any]:
         """Encode a whole message (fragmented above ``frame_size``) into buffers.
@@ -444,17 +465,9 @@ class Protocol:
         """
         if self.state is not State.OPEN:
             raise self.closed_exception()
-        if type(data) is str and text is None and self.extension is None:
+        if type(data) is str or isinstance(data, str):
             try:
                 payload: Any = data.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise LocalProtocolError(f"text is not encodable as UTF-8: {exc}") from None
-            if len(payload) < 126 and (self.frame_size is None or len(payload) <= self.frame_size):
-                return [self._small_frame(0x81, payload)]
-            opcode = _TEXT
-        elif isinstance(data, str):
-            try:
-                payload = data.encode("utf-8")
             except UnicodeEncodeError as exc:
                 raise LocalProtocolError(f"text is not encodable as UTF-8: {exc}") from None
             opcode = _BINARY if text is False else _TEXT
@@ -464,21 +477,28 @@ class Protocol:
                 payload = data.cast("B")  # len() counts items, frame lengths count bytes
             if text:
                 try:
-                    codecs.decode(payload, "utf-8")
-                except UnicodeDecodeError:
+                    decode_utf8(payload)
+                except RemoteProtocolError:
                     raise LocalProtocolError("text=True needs valid UTF-8") from None
             opcode = _TEXT if text else _BINARY
         else:
             raise TypeError(f"data must be str or bytes-like, not {type(data).__name__}")
-        return self._encode_payload(opcode, payload)
-
-    def _small_frame(self, b0: int, payload: bytes) -> bytes:
-        """Encode a final frame with a payload under 126 bytes in one buffer."""
-        n = len(payload)
-        if self.is_client:
-            key = self._mask_key()
-            return bytes((b0, 0x80 | n)) + key + (apply_mask(payload, key) if n else b"")
-        return bytes((b0, n)) + payload
+        ext = self.extension
+        rsv1 = ext is not None and len(payload) >= ext.threshold
+        if rsv1:
+            payload = ext.compress_message(payload)
+        if self._debug:
+            logger.debug("> message opcode=%d len=%d", opcode, len(payload))
+        size = self.frame_size
+        if size is None or len(payload) <= size:
+            return encode_frame(opcode, payload, True, rsv1, self._mask_key() if self.is_client else None)
+        view = memoryview(payload).cast("B") if not isinstance(payload, bytes) else memoryview(payload)
+        out: List[Any] = []
+        total = len(view)
+        for start in range(0, total, size):
+            stop = start + size
+            out += self._frame(opcode if start == 0 else _CONT, view[start:stop], stop >= total, rsv1 and start == 0)
+        return out
 
     def _mask_key(self) -> bytes:
         """A fresh masking key from a pool refilled from ``os.urandom`` (one syscall per 256 keys)."""
@@ -488,26 +508,6 @@ class Protocol:
             pos = 0
         self._key_pos = pos + 4
         return self._keys[pos : pos + 4]
-
-    def _encode_payload(self, opcode: int, payload: Any) -> List[Any]:
-        """Compress (if negotiated), fragment and frame an encoded message payload."""
-        rsv1 = False
-        ext = self.extension
-        if ext is not None and len(payload) >= ext.threshold:
-            payload = ext.compress_message(payload)
-            rsv1 = True
-        if self._debug:
-            logger.debug("> message opcode=%d len=%d", opcode, len(payload))
-        size = self.frame_size
-        if size is None or len(payload) <= size:
-            return self._frame(opcode, payload, True, rsv1)
-        view = memoryview(payload).cast("B") if not isinstance(payload, bytes) else memoryview(payload)
-        out: List[Any] = []
-        total = len(view)
-        for start in range(0, total, size):
-            stop = start + size
-            out.extend(self._frame(opcode if start == 0 else 0, view[start:stop], stop >= total, rsv1 and start == 0))
-        return out
 
     def send_ping(self, data: Union[str, bytes] = b"") -> List[Any]:
         """Encode a ping (at most 125 bytes)."""
@@ -519,14 +519,18 @@ class Protocol:
 
     def _control_out(self, opcode: int, data: Union[str, bytes]) -> List[Any]:
         """Encode a ping or pong after checking its size."""
-        self._check_open()
+        if self.state is not State.OPEN:
+            raise self.closed_exception()
         payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
         if len(payload) > 125:
             raise LocalProtocolError("control frame payload longer than 125 bytes")
         return self._frame(opcode, payload)
 
     def send_close(self, code: Optional[int] = 1000, reason: str = "") -> List[Any]:
-        """Start the close handshake; nothing is encoded if a close was already sent."""
+        """Start the close handshake; return what to write (pending frames, then our close).
+
+        Nothing new is encoded if a close was already sent.
+        """
         if self.failure_deferred:  # the peer's violation decides the code
             self.release_failure()
             return self.data_to_send()
@@ -544,21 +548,11 @@ class Protocol:
         self.close_sent = Close(1005 if code is None else code, reason)
         if self.state is State.OPEN:
             self.state = State.CLOSING
-        self._pending.extend(self._frame(_CLOSE, payload))
+        self._pending += self._frame(_CLOSE, payload)
 
     def _frame(self, opcode: int, payload: Any, fin: bool = True, rsv1: bool = False) -> List[Any]:
         """Encode one frame, masked with a fresh key when we are the client."""
-        length = len(payload)
-        if self.is_client:
-            key = self._mask_key()
-            header = encode_header(opcode, length, fin=fin, rsv1=rsv1, mask_key=key)
-            body: Any = apply_mask(payload, key) if length else b""
-        else:
-            header = encode_header(opcode, length, fin=fin, rsv1=rsv1)
-            body = payload
-        if length <= 2048:
-            return [header + body] if isinstance(body, bytes) else [header + bytes(body)]
-        return [header, body]
+        return encode_frame(opcode, payload, fin, rsv1, self._mask_key() if self.is_client else None)
 
     # --- closing --------------------------------------------------------------------
 

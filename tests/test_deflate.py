@@ -18,12 +18,15 @@ from simplews.deflate import (
     parse_extension_header,
     server_accept,
 )
-from simplews.exceptions import NegotiationError, PayloadTooBig, RemoteProtocolError
+from simplews.exceptions import NegotiationError, RemoteProtocolError
+from simplews.frames import encode_frame
+from simplews.protocol import Protocol
 
 HELLO = bytes.fromhex("f2 48 cd c9 c9 07 00")  # RFC 7692 7.2.3.1
 HELLO_AGAIN = bytes.fromhex("f2 00 11 00 00")  # RFC 7692 7.2.3.2, second message
 TEXT = b"".join(b"sensor %d reading %d.%d C; " % (i % 7, 20 + i % 5, i % 10) for i in range(400))
 NOISE = os.urandom(50_000)
+TEXT_OP, CONT_OP = 0x1, 0x0
 
 
 def make(
@@ -218,30 +221,54 @@ def test_no_zlib_memory_held_between_messages_without_context_takeover() -> None
     assert held(True) < 20_000
 
 
-# size limits and decompression bombs
+# size limits and decompression bombs: deflate stops inflating just past the budget it is
+# given, and the protocol (the one place for the size rule) fails the message with 1009
 
 
-def test_max_size_boundary() -> None:
-    client, server = pair()
-    payload = client.compress_message(TEXT)
-    assert inflate(server, payload, max_size=len(TEXT)) == TEXT
-    with pytest.raises(PayloadTooBig) as info:
-        inflate(server, client.compress_message(TEXT), max_size=len(TEXT) - 1)
-    assert info.value.code == 1009
+def compressed_frames(payload: bytes, frames: int) -> List[bytes]:
+    """One compressed message from a client, as ``frames`` masked frames (RSV1 on the first)."""
+    step = max(1, -(-len(payload) // frames))
+    pieces = [payload[i : i + step] for i in range(0, len(payload), step)] or [b""]
+    out = []
+    for index, piece in enumerate(pieces):
+        key = os.urandom(4)
+        opcode = TEXT_OP if index == 0 else CONT_OP
+        out.append(b"".join(encode_frame(opcode, piece, index == len(pieces) - 1, index == 0, key)))
+    return out
 
 
-def test_max_size_across_frames() -> None:
-    client, server = pair()
-    assert inflate(server, client.compress_message(TEXT), frames=5, max_size=len(TEXT)) == TEXT
-    with pytest.raises(PayloadTooBig):
-        inflate(server, client.compress_message(TEXT), frames=5, max_size=len(TEXT) - 1)
+def receiver(max_size: Optional[int]) -> Protocol:
+    """A server-side protocol with a negotiated deflate extension and ``max_size``."""
+    return Protocol(False, max_message_size=max_size, max_fragments=None, extension=pair()[1])
+
+
+def feed(protocol: Protocol, frames: List[bytes]) -> List[Any]:
+    """Feed frames one by one; stop at the first failure."""
+    events: List[Any] = []
+    for frame in frames:
+        events += protocol.receive_data(frame)
+        if protocol.failure is not None:
+            break
+    return events
+
+
+@pytest.mark.parametrize("frames", [1, 5])
+def test_max_size_boundary(frames: int) -> None:
+    payload = pair()[0].compress_message(TEXT)  # a fresh compressor: no context from earlier messages
+    events = feed(receiver(len(TEXT)), compressed_frames(payload, frames))
+    assert [e.data for e in events] == [TEXT.decode()]
+    protocol = receiver(len(TEXT) - 1)
+    assert feed(protocol, compressed_frames(payload, frames)) == []
+    assert protocol.failure is not None and protocol.failure.code == 1009
 
 
 def test_max_size_zero() -> None:
     client, server = pair()
     assert server.decompress_frame(client.compress_message(b""), fin=True, max_size=0) == b""
-    with pytest.raises(PayloadTooBig):
-        server.decompress_frame(client.compress_message(b"a" * 100), fin=True, max_size=0)
+    assert len(server.decompress_frame(client.compress_message(b"a" * 100), fin=True, max_size=0)) == 1
+    protocol = receiver(0)
+    assert feed(protocol, compressed_frames(pair()[0].compress_message(b"a" * 100), 1)) == []
+    assert protocol.failure is not None and protocol.failure.code == 1009
 
 
 def bomb_chunk() -> bytes:
@@ -258,26 +285,28 @@ def test_decompression_bomb_one_frame() -> None:
     state = make()
     tracemalloc.start()
     try:
-        with pytest.raises(PayloadTooBig) as info:
-            state.decompress_frame(bomb, fin=True, max_size=1 << 20)
+        out = state.decompress_frame(bomb, fin=True, max_size=1 << 20)
+        protocol = receiver(1 << 20)
+        feed(protocol, compressed_frames(bomb, 1))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert info.value.code == 1009
-    assert peak < 4 << 20  # the limit trips while inflating: 1 GiB is never produced
+    assert len(out) == (1 << 20) + 1  # inflating stopped one byte past the budget
+    assert protocol.failure is not None and protocol.failure.code == 1009
+    assert peak < 8 << 20  # the limit trips while inflating: 1 GiB is never produced
 
 
 def test_decompression_bomb_many_frames() -> None:
     chunk = bomb_chunk()
-    state = make()
     limit = (5 << 20) + 10  # five chunks fit, the sixth does not
-    used = frames = 0
-    with pytest.raises(PayloadTooBig):
-        while frames < 1024:  # 1 GiB in 1 KiB frames
-            frames += 1
-            used += len(state.decompress_frame(chunk, fin=False, max_size=limit - used))
-    assert frames == 6  # stopped at the first frame past the limit, not after 1 GiB
-    assert used == 5 << 20
+    protocol = receiver(limit)
+    fed = 0
+    while fed < 1024 and protocol.failure is None:  # 1 GiB in 1 KiB frames
+        key = os.urandom(4)
+        protocol.receive_data(b"".join(encode_frame(TEXT_OP if fed == 0 else CONT_OP, chunk, False, fed == 0, key)))
+        fed += 1
+    assert fed == 6  # stopped at the first frame past the limit, not after 1 GiB
+    assert protocol.failure is not None and protocol.failure.code == 1009
 
 
 # invalid compressed data

@@ -21,6 +21,7 @@ from simplews.frames import (
     parse_frame,
     parse_header,
 )
+from simplews.protocol import Protocol
 
 # RFC 6455 section 5.7 examples
 MASK = bytes.fromhex("37fa213d")
@@ -66,7 +67,7 @@ class TestSection57Examples:
 @pytest.mark.parametrize("mask", [False, True])
 def test_length_forms_round_trip(length: int, mask: bool) -> None:
     payload = os.urandom(length)
-    data = joined(encode_frame(Opcode.BINARY, payload, mask=mask))
+    data = joined(encode_frame(Opcode.BINARY, payload, mask_key=os.urandom(4) if mask else None))
     header_size = (2 if length < 126 else 4 if length < 65536 else 10) + (4 if mask else 0)
     assert len(data) == header_size + length
     frame, used = parse_frame(data)
@@ -94,8 +95,9 @@ def test_mask_key_must_be_four_bytes() -> None:
 
 
 def test_masked_frames_use_fresh_keys() -> None:
-    keys = {joined(encode_frame(Opcode.TEXT, b"x", mask=True))[2:6] for _ in range(50)}
-    assert len(keys) > 45
+    protocol = Protocol(True)  # keys come from one pool per connection, refilled from os.urandom
+    keys = {joined(protocol.send_ping(b"x"))[2:6] for _ in range(300)}
+    assert len(keys) > 295
 
 
 def test_header_rejects_oversized_control_frame() -> None:

@@ -175,3 +175,90 @@ def test_failure_close_reason_is_cut_to_123_utf8_bytes() -> None:
     sent = wire(server.data_to_send())
     assert sent[:2] == b"\x88\x7c"  # 2-byte code + 122 bytes: a 123rd would split a character
     assert sent[4:].decode("utf-8") == "é" * 61
+
+
+# --- frames per message ------------------------------------------------------------
+
+
+def test_default_fragment_cap_allows_4096_frames_and_fails_the_next_with_1009() -> None:
+    server = Protocol(False)
+    assert server.max_fragments == 4096
+    frames = [client_frame(2, b"", fin=False)] + [client_frame(0, b"", fin=False) for _ in range(4094)]
+    assert server.receive_data(b"".join(frames)) == []
+    assert server.failure is None
+    assert server.receive_data(client_frame(0, b"x")) == [Message(b"x")]  # frame 4096 ends it
+    frames = [client_frame(1, b"", fin=False)] + [client_frame(0, b"a", fin=False) for _ in range(4095)]
+    assert server.receive_data(b"".join(frames)) == []
+    assert server.failure is None
+    server.receive_data(client_frame(0, b"a", fin=False))  # frame 4097
+    assert server.failure is not None and server.failure.code == 1009
+    assert "4096 frames" in str(server.failure)
+    close = wire(server.data_to_send())
+    assert close[0] == 0x88 and close[2:4] == b"\x03\xf1"  # a close frame with 1009
+
+
+def test_fragment_cap_is_configurable_and_none_is_unlimited() -> None:
+    capped, unlimited = Protocol(False, max_fragments=3), Protocol(False, max_fragments=None)
+    data = client_frame(2, b"a", fin=False) + b"".join(client_frame(0, b"b", fin=False) for _ in range(9999)) + client_frame(0, b"c")
+    assert unlimited.receive_data(data) == [Message(b"a" + b"b" * 9999 + b"c")]
+    capped.receive_data(data)
+    assert capped.failure is not None and capped.failure.code == 1009
+
+
+def test_control_frames_between_fragments_do_not_count() -> None:
+    server = Protocol(False, max_fragments=2)
+    data = client_frame(1, b"a", fin=False) + client_frame(9, b"p") * 50 + client_frame(0, b"b")
+    events = server.receive_data(data)
+    assert events[-1] == Message("ab") and server.failure is None
+
+
+@pytest.mark.parametrize("frame_size", [256, 64 * 1024])
+def test_our_sender_never_trips_a_default_receiver(frame_size: int) -> None:
+    """The largest message a default receiver accepts, sent with frames as small as 256 bytes."""
+    client, server = Protocol(True, frame_size=frame_size), Protocol(False)
+    message = os.urandom(server.max_message_size or 0)
+    assert server.receive_data(wire(client.send_message(message))) == [Message(message)]
+
+
+@pytest.mark.parametrize("opcode", [1, 2])
+def test_bookkeeping_of_a_message_does_not_grow_with_its_frame_count(opcode: int) -> None:
+    """4,000 one-byte fragments cost about their 4,000 bytes, not an object each."""
+    import tracemalloc
+
+    server = Protocol(False)
+    frames = b"".join(client_frame(opcode if i == 0 else 0, b"a", fin=False) for i in range(4000))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(0, len(frames), 6):  # one frame per call, as a slow peer sends them
+            server.receive_data(frames[i : i + 6])
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert server.failure is None
+    assert held < 16 * 1024, held  # one object per fragment would be over 100 KiB
+    assert server.receive_data(client_frame(0, b"z")) == [Message(("a" * 4000 + "z") if opcode == 1 else b"a" * 4000 + b"z")]
+
+
+# --- pongs ----------------------------------------------------------------------------
+
+
+def test_pings_are_answered_in_order_when_the_pongs_can_go() -> None:
+    server = Protocol(False)
+    server.receive_data(b"".join(client_frame(9, b"%d" % i) for i in range(10)))
+    assert wire(server.data_to_send()) == b"".join(b"\x8a" + bytes([len(b"%d" % i)]) + b"%d" % i for i in range(10))
+
+
+def test_a_ping_flood_owes_a_bounded_number_of_pongs_and_the_latest_is_answered() -> None:
+    server = Protocol(False)
+    for _ in range(100):  # nothing is written meanwhile: a peer that does not read
+        server.receive_data(b"".join(client_frame(9, b"%d" % i) for i in range(1000)))
+    out = server.data_to_send()
+    assert 1 <= len(out) <= 16
+    assert wire(out).endswith(b"\x8a\x03999")
+
+
+def test_pongs_owed_go_before_the_close_frame() -> None:
+    server = Protocol(False)
+    server.receive_data(client_frame(9, b"p") + client_frame(8, b"\x03\xe8"))
+    assert wire(server.data_to_send()) == b"\x8a\x01p" + b"\x88\x02\x03\xe8"

@@ -42,7 +42,8 @@ def parse_frames(stream: bytes, *, after_head: bool = True) -> List[FrameInfo]:
         header = parse_header(stream, pos)
         if header is None:
             return frames
-        fin, rsv1, _rsv2, _rsv3, opcode, _masked, length, size = header
+        b0, _masked, length, size = header
+        fin, rsv1, opcode = bool(b0 & 0x80), bool(b0 & 0x40), b0 & 0x0F
         frames.append(FrameInfo(fin, rsv1, opcode, length, size))
         pos += size + length
 
@@ -188,7 +189,8 @@ class RawClient:
         while True:
             header = parse_header(self.buf, 0)
             if header is not None:
-                fin, rsv1, _r2, _r3, opcode, _masked, length, size = header
+                b0, _masked, length, size = header
+                fin, rsv1, opcode = bool(b0 & 0x80), bool(b0 & 0x40), b0 & 0x0F
                 if len(self.buf) >= size + length:
                     payload = bytes(self.buf[size : size + length])
                     self.last_raw = bytes(self.buf[: size + length])  # the frame exactly as received

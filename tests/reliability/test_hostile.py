@@ -134,7 +134,7 @@ def test_ping_flood_from_a_client_that_never_reads(server_factory: Any, send_tim
     try:
         sock.settimeout(2.0)
         try:
-            while sent < 200 << 20:  # stops long before: the server stops reading, then drops us
+            while sent < 2 << 30:  # stops long before: the server stops reading, then drops us
                 sock.sendall(burst)
                 sent += len(burst)
         except (socket.timeout, BrokenPipeError, ConnectionResetError):
@@ -143,7 +143,7 @@ def test_ping_flood_from_a_client_that_never_reads(server_factory: Any, send_tim
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert sent < 200 << 20
+    assert sent < 2 << 30
     assert peak < 8 << 20, peak  # pongs are not queued without bound
     if send_timeout is None:
         # nothing bounds a blocked pong write on its own, but shutdown still ends it (within
@@ -154,7 +154,10 @@ def test_ping_flood_from_a_client_that_never_reads(server_factory: Any, send_tim
         assert not stopper.is_alive()
     assert closed_by_server(sock)
     sock.close()
-    assert wait_for(lambda: 1006 in closes, 10)
+    # aborted by send_timeout or shutdown (1006), or failed by keepalive first: the flood now
+    # lasts longer, since pongs owed to a peer that does not read are coalesced (RFC 6455 5.5.3)
+    assert wait_for(lambda: bool(closes), 10)
+    assert closes[0] in (1006, 1011), closes
     if send_timeout is not None:
         assert_healthy(server)
 

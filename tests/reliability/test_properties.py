@@ -103,7 +103,7 @@ def test_frame_round_trip_every_opcode_length_form_and_mask(
 ) -> None:
     if opcode in CONTROL_OPCODES:
         payload, fin = payload[:125], True
-    data = wire(encode_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=mask))
+    data = wire(encode_frame(opcode, payload, fin=fin, rsv1=rsv1, mask_key=os.urandom(4) if mask else None))
     header = 2 + (0 if len(payload) < 126 else 2 if len(payload) < 65536 else 8) + (4 if mask else 0)
     assert len(data) == header + len(payload)
     assert parse_frame(data) == (Frame(opcode, payload, fin, rsv1), len(data))
