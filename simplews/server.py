@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import signal
 import socket
 import ssl
@@ -23,8 +22,9 @@ from .connection import (
 from .exceptions import InvalidHandshake, NegotiationError, OpenTimeout, WebSocketError
 from .handlers import OnClose, OnError, OnMessage, OnOpen, resolve_handler, run_connection
 from .handshake import Headers, Request, Response
-from .protocol import DEFAULT_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE, Protocol, State
-from .transport import read_head
+from .listener import DEFAULT_MAX_PENDING_HANDSHAKES, Listener
+from .protocol import DEFAULT_FRAME_SIZE, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, Protocol, State
+from .transport import discard, read_head
 
 if TYPE_CHECKING:  # pragma: no cover
     from .deflate import DeflateConfig
@@ -43,9 +43,6 @@ logger = logging.getLogger("simplews")
 DEFAULT_THREAD_STACK_SIZE = 512 * 1024
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 _stack_lock = threading.Lock()
-#: how long a client refused with 503 may take to read the answer before it is closed
-_LINGER_TIME = 2.0
-_MAX_LINGERING = 256
 
 
 class _Interrupted(BaseException):
@@ -98,6 +95,7 @@ class Server:
         process_request: Optional[ProcessRequest] = None,
         compression: Union[str, DeflateConfig, None] = "deflate",
         max_connections: Optional[int] = None,
+        max_pending_handshakes: Optional[int] = DEFAULT_MAX_PENDING_HANDSHAKES,
         handshake_timeout: Optional[float] = DEFAULT_HANDSHAKE_TIMEOUT,
         max_header_size: Optional[int] = handshake.DEFAULT_MAX_HEADER_SIZE,
         ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
@@ -105,6 +103,7 @@ class Server:
         close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
         send_timeout: Optional[float] = None,
         max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
+        max_fragments: Optional[int] = DEFAULT_MAX_FRAGMENTS,
         frame_size: Optional[int] = DEFAULT_FRAME_SIZE,
         max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
         thread_stack_size: Optional[int] = DEFAULT_THREAD_STACK_SIZE,
@@ -124,6 +123,7 @@ class Server:
         self.process_request = process_request
         self.compression = compression
         self.max_connections = max_connections
+        self.max_pending_handshakes = max_pending_handshakes
         self.handshake_timeout = handshake_timeout
         self.max_header_size = max_header_size
         self.ping_interval = ping_interval
@@ -131,6 +131,7 @@ class Server:
         self.close_timeout = close_timeout
         self.send_timeout = send_timeout
         self.max_message_size = max_message_size
+        self.max_fragments = max_fragments
         self.frame_size = frame_size
         self.max_queue = max_queue
         self.thread_stack_size = thread_stack_size
@@ -140,16 +141,17 @@ class Server:
         self._pending: Set[socket.socket] = set()
         self._upgrading = 0  # sockets between the 101 and their registration as connections
         self._threads: Set[threading.Thread] = set()
-        self._accept_thread: Optional[threading.Thread] = None
+        self._started = False
         self._stopping = threading.Event()
         self._stopped = threading.Event()
-        self._lingering: Dict[int, Tuple[socket.socket, float]] = {}
-        self._wake_r, self._wake_w = socket.socketpair()
         self.unix_socket = unix_socket
         self.socket = sock if sock is not None else self._bind(host, port, unix_socket, backlog)
         if sock is not None:
             sock.listen(backlog)
         self._address: Any = self.socket.getsockname()  # still known after shutdown closed the socket
+        self._listener = Listener(
+            self.socket, spawn=self._spawn, full=self._full, saturated=self._saturated, tls=ssl_context is not None
+        )
 
     # --- binding ------------------------------------------------------------------------
 
@@ -207,12 +209,12 @@ class Server:
     def start(self) -> Server:
         """Start accepting in a background thread; return at once."""
         with self._lock:
-            if self._accept_thread is not None:
+            if self._started:
                 return self
             if self._stopping.is_set():
                 raise RuntimeError("server was shut down")
-            self._accept_thread = threading.Thread(target=self._accept_loop, name="simplews-accept", daemon=True)
-            self._accept_thread.start()
+            self._started = True
+            self._listener.start()
         logger.info("listening on %s", self.url)
         return self
 
@@ -260,14 +262,12 @@ class Server:
             return
         wait = self.close_timeout if timeout is None else timeout
         deadline = time.monotonic() + (wait if wait is not None else 3600.0)
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
-        thread = self._accept_thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-        self._close_listener()
+        self._listener.stop()
+        if self.unix_socket is not None:
+            try:
+                os.unlink(self.unix_socket)
+            except OSError:
+                pass
         with self._lock:
             conns = list(self._connections)
             pending = list(self._pending)
@@ -289,18 +289,6 @@ class Server:
     def _thread_snapshot(self) -> List[threading.Thread]:
         with self._lock:
             return [t for t in self._threads if t is not threading.current_thread()]
-
-    def _close_listener(self) -> None:
-        for sock in (self.socket, self._wake_r, self._wake_w):
-            try:
-                sock.close()
-            except OSError:
-                pass
-        if self.unix_socket is not None:
-            try:
-                os.unlink(self.unix_socket)
-            except OSError:
-                pass
 
     def __enter__(self) -> Server:
         return self.start()
@@ -338,7 +326,7 @@ class Server:
             protocol = conn.protocol
             # fast path without the state lock: we hold the write lock, so no other sender
             # runs; a close the reader handles meanwhile only queues its reply after ours
-            if protocol.state is State.OPEN and not protocol._pending and protocol.extension is None:
+            if protocol.state is State.OPEN and not protocol.has_pending and protocol.extension is None:
                 if protocol.frame_size == frame_size:
                     return shared
             with conn._state_lock:
@@ -358,103 +346,19 @@ class Server:
 
     # --- accepting ----------------------------------------------------------------------
 
-    def _accept_loop(self) -> None:
-        """Accept connections until shutdown, each on its own thread."""
-        poller = select.poll()
-        poller.register(self.socket, select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
-        listen_fd = self.socket.fileno()
-        try:
-            while not self._stopping.is_set():
-                try:
-                    ready = poller.poll(self._linger_wait())
-                except InterruptedError:  # pragma: no cover
-                    continue
-                if self._stopping.is_set():
-                    return
-                for fd, _ in ready:
-                    if fd in self._lingering:
-                        self._drain_lingering(fd, poller)
-                self._expire_lingering(poller)
-                if not any(fd == listen_fd for fd, _ in ready):
-                    continue
-                try:
-                    client, addr = self.socket.accept()
-                except OSError as exc:
-                    if self._stopping.is_set():
-                        return
-                    logger.warning("accept failed: %s", exc)
-                    time.sleep(0.01)  # e.g. EMFILE: do not spin
-                    continue
-                logger.debug("accepted %s", addr)
-                if self.max_connections is not None and self._live_count() >= self.max_connections:
-                    self._reject_busy(client, poller)
-                    continue
-                self._spawn(client, addr)
-        finally:
-            for sock, _ in self._lingering.values():
-                _shutdown_socket(sock)
-            self._lingering.clear()
-
     def _live_count(self) -> int:
         with self._lock:
             return len(self._connections) + len(self._pending) + self._upgrading
 
-    def _reject_busy(self, client: socket.socket, poller: Any) -> None:
-        """Answer 503 without a thread (too many connections); over TLS, just close.
+    def _full(self) -> bool:
+        """Whether ``max_connections`` is reached (for the listener)."""
+        return self.max_connections is not None and self._live_count() >= self.max_connections
 
-        The socket then lingers, polled by the accept loop, until the client
-        closes or ``_LINGER_TIME`` passes: closing at once with the client's
-        request unread would send a reset that can destroy the 503 in flight.
-        """
-        logger.info("rejecting connection: max_connections reached")
-        if self.ssl_context is not None:  # a TLS client cannot read a plain-text 503: just close
-            _shutdown_socket(client)
-            return
-        try:
-            client.setblocking(False)
-            client.send(handshake.build_response(503, [("Retry-After", "1")], b"server busy\n"))
-            client.shutdown(socket.SHUT_WR)
-        except OSError:
-            _shutdown_socket(client)
-            return
-        if len(self._lingering) >= _MAX_LINGERING:
-            oldest = min(self._lingering, key=lambda fd: self._lingering[fd][1])
-            self._close_lingering(oldest, poller)
-        fd = client.fileno()
-        self._lingering[fd] = (client, time.monotonic() + _LINGER_TIME)
-        poller.register(fd, select.POLLIN)
-
-    def _linger_wait(self) -> Optional[int]:
-        """Milliseconds until the next lingering socket expires (``None``: none)."""
-        if not self._lingering:
-            return None
-        first = min(deadline for _, deadline in self._lingering.values())
-        return max(0, int((first - time.monotonic()) * 1000) + 1)
-
-    def _drain_lingering(self, fd: int, poller: Any) -> None:
-        """Discard what a refused client sent; close once it closes."""
-        sock = self._lingering[fd][0]
-        try:
-            if sock.recv(65536):
-                return
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            pass
-        self._close_lingering(fd, poller)
-
-    def _expire_lingering(self, poller: Any) -> None:
-        """Close refused clients that had their time to read the 503."""
-        now = time.monotonic()
-        for fd in [fd for fd, (_, deadline) in self._lingering.items() if deadline <= now]:
-            self._close_lingering(fd, poller)
-
-    def _close_lingering(self, fd: int, poller: Any) -> None:
-        """Forget and close one refused client."""
-        sock, _ = self._lingering.pop(fd)
-        poller.unregister(fd)
-        _shutdown_socket(sock)
+    def _saturated(self) -> bool:
+        """Whether as many handshakes as allowed are in progress (for the listener)."""
+        limit = self.max_pending_handshakes
+        with self._lock:
+            return limit is not None and len(self._pending) >= limit
 
     def _spawn(self, client: socket.socket, addr: Any) -> None:
         """Start the connection's thread with the configured stack size."""
@@ -477,8 +381,6 @@ class Server:
             if conn is None:
                 return
             with self._lock:
-                self._pending.discard(client)
-                self._pending.discard(conn.sock)  # the TLS socket, which replaced client there
                 self._upgrading -= 1
                 if self._stopping.is_set():
                     conn._start_close(1001, "server shutting down")
@@ -497,10 +399,10 @@ class Server:
                     self._connections.discard(conn)
         except Exception:
             logger.exception("unexpected error serving %s", addr)
-            _shutdown_socket(client)
+            discard(client)
         finally:
+            self._forget_pending(client)
             with self._lock:
-                self._pending.discard(client)
                 self._threads.discard(threading.current_thread())
 
     def _handshake(self, client: socket.socket, addr: Any) -> Optional[Connection]:
@@ -531,14 +433,18 @@ class Server:
         except BaseException:
             self._forget_pending(sock)
             raise
-        _shutdown_socket(sock)
+        discard(sock)
         self._forget_pending(sock)
         return None
 
     def _forget_pending(self, sock: socket.socket) -> None:
         """The handshake on ``sock`` (maybe the TLS socket that replaced the accepted one) is over."""
+        limit = self.max_pending_handshakes
         with self._lock:
+            was_saturated = limit is not None and len(self._pending) >= limit
             self._pending.discard(sock)
+        if was_saturated:
+            self._listener.wake()  # it stopped accepting at the limit
 
     def _upgrade(self, sock: socket.socket, request: Request, leftover: bytes) -> Optional[Connection]:
         """Apply the server's policies to a parsed request and answer it."""
@@ -574,12 +480,18 @@ class Server:
             # a socket still pending when shutdown() looks has not been upgraded: it may be aborted
             if self._stopping.is_set():
                 raise InvalidHandshake("server shutting down", status=503)
-            self._pending.discard(sock)
             self._upgrading += 1  # still counted against max_connections until registered
+        self._forget_pending(sock)
         try:
             sock.settimeout(None)
             sock.sendall(handshake.build_accept(key, subprotocol=subprotocol, extensions=ext_header))
-            protocol = Protocol(False, max_message_size=self.max_message_size, frame_size=self.frame_size, extension=extension)
+            protocol = Protocol(
+                False,
+                max_message_size=self.max_message_size,
+                max_fragments=self.max_fragments,
+                frame_size=self.frame_size,
+                extension=extension,
+            )
             logger.info("%s upgraded %s", request.remote_address, request.path)
             return self._new_connection(sock, protocol, request, subprotocol, leftover)
         except BaseException:
@@ -658,18 +570,6 @@ def _send_quietly(sock: socket.socket, data: bytes) -> None:
         pass
 
 
-def _shutdown_socket(sock: socket.socket) -> None:
-    """Close a socket, waking any thread blocked on it."""
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    try:
-        sock.close()
-    except OSError:
-        pass
-
-
 
 def _close_gracefully(sock: socket.socket) -> None:
     """Close after an HTTP answer so that it is not lost to a reset: FIN, drain briefly, close."""
@@ -681,4 +581,4 @@ def _close_gracefully(sock: socket.socket) -> None:
                 break
     except OSError:
         pass
-    _shutdown_socket(sock)
+    discard(sock)

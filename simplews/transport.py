@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Cancel",
+    "shutdown",
+    "discard",
     "open_tcp",
     "wrap_tls",
     "default_ssl_context",
@@ -65,13 +67,22 @@ class Cancel:
             self.cancelled = True
             socks = list(self._socks)
         for sock in socks:
-            _shutdown(sock)
+            shutdown(sock)
 
 
-def _shutdown(sock: socket.socket) -> None:
-    """Shut a socket down in both directions, ignoring errors."""
+def shutdown(sock: socket.socket) -> None:
+    """Shut a socket down in both directions (waking any thread blocked on it), ignoring errors."""
     try:
         sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def discard(sock: socket.socket) -> None:
+    """Shut a socket down and close it, ignoring errors."""
+    shutdown(sock)
+    try:
+        sock.close()
     except OSError:
         pass
 
