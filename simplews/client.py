@@ -52,6 +52,8 @@ logger = logging.getLogger("simplews")
 DEFAULT_OPEN_TIMEOUT = 10.0
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: user-set headers that never follow a redirect to another origin
+_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 #: a connection that lived this long resets the reconnect backoff
 _STABLE_AFTER = 10.0
 #: the shortest wait between reconnection attempts, whatever ``reconnect_delay`` says
@@ -260,8 +262,13 @@ def connect(
     :class:`~simplews.DeflateConfig` sets its parameters, memory use and threshold.
     Redirects (301, 302, 303, 307, 308) are followed up to ``max_redirects``
     times (``0``: raise the :class:`InvalidStatus`); ``wss`` to ``ws`` is refused.
+    From the first hop to another origin (scheme, host or port) on, the
+    ``Authorization``, ``Cookie`` and ``Proxy-Authorization`` of ``headers`` are no
+    longer sent; the URL's credentials follow to the same host and port only;
+    ``proxy`` credentials go to the proxy on every hop.
     """
     uri = parse_uri(url)
+    headers = Headers(headers) if headers is not None else None  # read once: an iterator may not be replayed
     from .deflate import resolve_config
 
     compression = resolve_config(compression, is_client=True)
@@ -301,6 +308,8 @@ def connect(
             new = parse_uri(target)
             if uri.secure and not new.secure:
                 raise InvalidHandshake(f"refusing redirect {exc.status} from {uri} to insecure {new}") from exc
+            if headers is not None and (new.secure, new.host, new.port) != (uri.secure, uri.host, uri.port):
+                headers = Headers([(k, v) for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS])
             if new.username is None and (new.host, new.port) == (uri.host, uri.port):
                 # URL credentials follow a redirect on the same server only, as curl does
                 new = dataclasses.replace(new, username=uri.username, password=uri.password)
