@@ -202,6 +202,7 @@ def run_connect(args: argparse.Namespace) -> int:
     """``simplews connect URL``: send stdin lines, print received messages."""
     from .client import connect, parse_uri
     from .exceptions import ConnectionClosed, InvalidURI, WebSocketError
+    from .handshake import redact_url
 
     try:
         parse_uri(args.url)
@@ -221,9 +222,9 @@ def run_connect(args: argparse.Namespace) -> int:
             open_timeout=args.timeout,
         )
     except (WebSocketError, OSError) as exc:
-        _error(f"cannot connect to {args.url}: {exc}")
+        _error(f"cannot connect to {redact_url(args.url)}: {exc}")
         return EXIT_FAILURE
-    _status(f"connected to {args.url}" + (f" (subprotocol {ws.subprotocol})" if ws.subprotocol else ""))
+    _status(f"connected to {redact_url(args.url)}" + (f" (subprotocol {ws.subprotocol})" if ws.subprotocol else ""))
     done = threading.Event()
     sender = threading.Thread(target=_send_stdin, args=(ws, done, args.wait), name="simplews-cli-stdin", daemon=True)
     sender.start()

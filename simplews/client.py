@@ -8,7 +8,6 @@ import ipaddress
 import logging
 import os
 import random
-import re
 import socket
 import sys
 import threading
@@ -36,7 +35,7 @@ from .exceptions import (
     WebSocketError,
 )
 from .handlers import OnClose, OnError, OnMessage, OnOpen, resolve_handler, run_connection
-from .handshake import HeaderLike, Headers
+from .handshake import HeaderLike, Headers, redact_url
 from .protocol import DEFAULT_FRAME_SIZE, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, Protocol
 from .transport import Cancel, default_ssl_context, is_tls_socket, open_tcp, read_head, remaining, wrap_tls
 
@@ -52,6 +51,8 @@ logger = logging.getLogger("simplews")
 DEFAULT_OPEN_TIMEOUT = 10.0
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: user-set headers that never follow a redirect to another origin
+_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 #: a connection that lived this long resets the reconnect backoff
 _STABLE_AFTER = 10.0
 #: the shortest wait between reconnection attempts, whatever ``reconnect_delay`` says
@@ -85,11 +86,6 @@ class WebSocketURI:
     def __str__(self) -> str:
         scheme = "wss" if self.secure else "ws"
         return f"{scheme}://{self.host_header}{self.resource}"
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any ``user:password@`` replaced by ``***@`` (safe to log or show)."""
-    return re.sub(r"(?<=//)[^/?#@]*@", "***@", url)
 
 
 def parse_uri(url: str) -> WebSocketURI:
@@ -262,8 +258,13 @@ def connect(
     :class:`~simplews.DeflateConfig` sets its parameters, memory use and threshold.
     Redirects (301, 302, 303, 307, 308) are followed up to ``max_redirects``
     times (``0``: raise the :class:`InvalidStatus`); ``wss`` to ``ws`` is refused.
+    From the first hop to another origin (scheme, host or port) on, the
+    ``Authorization``, ``Cookie`` and ``Proxy-Authorization`` of ``headers`` are no
+    longer sent; the URL's credentials follow to the same host and port only;
+    ``proxy`` credentials go to the proxy on every hop.
     """
     uri = parse_uri(url)
+    headers = Headers(headers) if headers is not None else None  # read once: an iterator may not be replayed
     from .deflate import resolve_config
 
     compression = resolve_config(compression, is_client=True)
@@ -303,11 +304,14 @@ def connect(
                 target = "ws" + target[4:]
             new = parse_uri(target)
             if uri.secure and not new.secure:
-                raise InvalidHandshake(f"refusing redirect {exc.status} from {uri} to insecure {new}") from exc
+                shown = f"from {redact_url(str(uri))} to insecure {redact_url(str(new))}"
+                raise InvalidHandshake(f"refusing redirect {exc.status} {shown}") from exc
+            if headers is not None and (new.secure, new.host, new.port) != (uri.secure, uri.host, uri.port):
+                headers = Headers([(k, v) for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS])
             if new.username is None and (new.host, new.port) == (uri.host, uri.port):
                 # URL credentials follow a redirect on the same server only, as curl does
                 new = dataclasses.replace(new, username=uri.username, password=uri.password)
-            logger.info("following redirect %d to %s", exc.status, new)
+            logger.info("following redirect %d to %s", exc.status, redact_url(str(new)))
             uri = new
     raise InvalidHandshake(f"too many redirects (more than {max_redirects})")
 
@@ -420,7 +424,7 @@ def _handshake(sock: socket.socket, uri: WebSocketURI, deadline: Optional[float]
         send_timeout=opts["send_timeout"],
         max_queue=opts["max_queue"],
     )
-    logger.info("connected to %s", uri)
+    logger.info("connected to %s", redact_url(str(uri)))
     return conn
 
 
@@ -570,7 +574,7 @@ class Client:
             except Exception:
                 logger.exception("on_error raised")
         else:
-            logger.warning("connecting to %s failed: %s", parse_uri(self.url), exc)
+            logger.warning("connecting to %s failed: %s", redact_url(str(parse_uri(self.url))), exc)
 
     def _should_retry(self, exc: BaseException, failures: int) -> bool:
         """Whether to try connecting again after ``exc``."""

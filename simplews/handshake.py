@@ -40,6 +40,10 @@ _BAD_VALUE_RE = re.compile(r"[\r\n\x00]")
 #: headers whose values never appear in a repr (and so in logs or tracebacks)
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 
+_USERINFO_RE = re.compile(r"(?<=//)[^/?#\s]*@")
+_QUERY_RE = re.compile(r"\?([^#\s]*)")
+_FRAGMENT_RE = re.compile(r"#\S+")
+
 #: request headers the handshake owns: a user value would break or duplicate them
 _MANAGED_REQUEST_HEADERS = frozenset(
     {"upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "sec-websocket-extensions"}
@@ -65,6 +69,26 @@ HTTP_REASONS: Dict[int, str] = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
+
+
+def redact_url(text: str) -> str:
+    """How a URL, request target or request line is shown in logs and errors.
+
+    Any of these may carry a credential (``?token=`` is how browsers authenticate
+    a WebSocket), so ``user:password@`` becomes ``***@``, every query value and a
+    fragment ``***``. Parameter names stay: they help debugging (was a token
+    sent?) and are not secret; a parameter without ``=`` is masked whole.
+    """
+    text = _USERINFO_RE.sub("***@", text)
+    text = _QUERY_RE.sub(lambda m: "?" + "&".join(map(_redact_parameter, m.group(1).split("&"))), text)
+    return _FRAGMENT_RE.sub("#***", text)
+
+
+def _redact_parameter(parameter: str) -> str:
+    name, equals, value = parameter.partition("=")
+    if not equals:
+        return "***" if parameter else ""
+    return f"{name}=***" if value else f"{name}="
 
 
 class Headers:
@@ -124,7 +148,7 @@ class Headers:
         return isinstance(other, Headers) and other._items == self._items
 
     def __repr__(self) -> str:
-        shown = [(k, "***" if k.lower() in _SECRET_HEADERS else v) for k, v in self._items]
+        shown = [(k, _shown_value(k, v)) for k, v in self._items]
         return f"Headers({shown!r})"
 
     def serialize(self) -> str:
@@ -133,6 +157,14 @@ class Headers:
 
 
 HeaderLike = Union[Headers, Mapping[str, str], Iterable[Tuple[str, str]]]
+
+
+def _shown_value(name: str, value: str) -> str:
+    """A header value as a repr shows it: credentials hidden, a redirect target redacted."""
+    lname = name.lower()
+    if lname in _SECRET_HEADERS:
+        return "***"
+    return redact_url(value) if lname == "location" else value
 
 
 @dataclasses.dataclass
@@ -154,6 +186,13 @@ class Request:
     def path_only(self) -> str:
         """The path without the query string."""
         return urlsplit(self.path).path
+
+    def __repr__(self) -> str:
+        # the path as logs show it (query values masked); ``path`` itself stays the real one
+        return (
+            f"Request(path={redact_url(self.path)!r}, headers={self.headers!r}, method={self.method!r}, "
+            f"remote_address={self.remote_address!r}, subprotocol={self.subprotocol!r})"
+        )
 
 
 @dataclasses.dataclass
@@ -210,8 +249,10 @@ def _parse_header_lines(lines: Sequence[bytes]) -> Headers:
     headers = Headers()
     for line in lines:
         name, sep, value = line.partition(b":")
-        if not sep or not _TOKEN_RE.match(name):
-            raise InvalidHeader(f"malformed header line {line[:64]!r}")
+        if not sep:  # not quoted: without a colon, any of it may be a credential
+            raise InvalidHeader(f"malformed header line {len(headers) + 1} (no colon)")
+        if not _TOKEN_RE.match(name):
+            raise InvalidHeader(f"malformed header name {name[:64]!r}")
         try:
             text = value.strip(b" \t").decode("latin-1")
         except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes anything
@@ -346,7 +387,7 @@ def parse_request(head: bytes) -> Request:
     start, lines = _split_head(head)
     parts = start.split(b" ")
     if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
-        raise InvalidHandshake(f"malformed request line {start[:64]!r}")
+        raise InvalidHandshake(f"malformed request line {redact_url(start[:64].decode('latin-1'))!r}")
     method, target, version = parts
     if version != b"HTTP/1.1":
         raise InvalidHandshake(f"unsupported HTTP version {version[:16]!r}", status=505 if version.startswith(b"HTTP/2") else 400)

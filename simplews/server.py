@@ -21,7 +21,7 @@ from .connection import (
 )
 from .exceptions import InvalidHandshake, NegotiationError, OpenTimeout, WebSocketError
 from .handlers import OnClose, OnError, OnMessage, OnOpen, resolve_handler, run_connection
-from .handshake import Headers, Request, Response
+from .handshake import Headers, Request, Response, redact_url
 from .listener import DEFAULT_MAX_PENDING_HANDSHAKES, Listener
 from .protocol import DEFAULT_FRAME_SIZE, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, Protocol, State
 from .transport import discard, read_head
@@ -453,16 +453,17 @@ class Server:
                 answer = self.process_request(request)
                 response = None if answer is None else _as_response(answer)
             except Exception:
-                logger.exception("process_request failed for %s %s", request.method, request.path)
+                logger.exception("process_request failed for %s %s", request.method, redact_url(request.path))
                 raise InvalidHandshake("internal server error", status=500) from None
             if response is not None:
                 _send_quietly(sock, handshake.build_response(response.status, response.headers, response.body))
-                logger.info("%s %s -> %d (process_request)", request.method, request.path, response.status)
+                logger.info("%s %s -> %d (process_request)", request.method, redact_url(request.path), response.status)
                 _close_gracefully(sock)
                 return None
         key = handshake.check_request(request)
         if self.origins is not None and request.headers.get("Origin") not in self.origins:
-            raise InvalidHandshake(f"origin {request.headers.get('Origin')!r} not allowed", status=403)
+            origin = request.headers.get("Origin")
+            raise InvalidHandshake(f"origin {origin if origin is None else redact_url(origin)!r} not allowed", status=403)
         offered = handshake.parse_token_list(request.headers.get_all("Sec-WebSocket-Protocol"))
         subprotocol = self._choose_subprotocol(request, offered)
         request.subprotocol = subprotocol
@@ -492,7 +493,7 @@ class Server:
                 frame_size=self.frame_size,
                 extension=extension,
             )
-            logger.info("%s upgraded %s", request.remote_address, request.path)
+            logger.info("%s upgraded %s", request.remote_address, redact_url(request.path))
             return self._new_connection(sock, protocol, request, subprotocol, leftover)
         except BaseException:
             with self._lock:
@@ -524,7 +525,7 @@ class Server:
             try:
                 chosen = self.select_subprotocol(request, offered)
             except Exception:
-                logger.exception("select_subprotocol failed for %s", request.path)
+                logger.exception("select_subprotocol failed for %s", redact_url(request.path))
                 raise InvalidHandshake("internal server error", status=500) from None
             if chosen is not None and chosen not in offered:
                 raise NegotiationError(f"select_subprotocol chose {chosen!r}, which the client did not offer")

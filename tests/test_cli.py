@@ -319,6 +319,24 @@ def test_connect_refused_is_a_one_line_error_with_exit_1() -> None:
     assert result.stderr == f"simplews: error: cannot connect to ws://127.0.0.1:{port}/: connection refused by 127.0.0.1:{port}\n"
 
 
+@pytest.mark.timeout(60)
+def test_connect_status_lines_mask_credentials_and_query_values(ws_recording_server: RecordingServer) -> None:
+    secret_url = ws_recording_server.url.replace("ws://", "ws://u:cli-pw-31@") + "feed?token=cli-tok-31&room=1"
+    result = run_cli("connect", secret_url, input="")
+    assert result.returncode == 0
+    shown = ws_recording_server.url.replace("ws://", "ws://***@") + "feed?token=***&room=***"
+    assert result.stderr.splitlines()[0] == f"connected to {shown}"
+    assert ws_recording_server.wait_for_connections(1)[0].path == "/feed?token=cli-tok-31&room=1"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    failed = run_cli("connect", f"ws://u:cli-pw-31@127.0.0.1:{port}/?token=cli-tok-31", input="")
+    assert failed.returncode == 1
+    assert failed.stderr.startswith(f"simplews: error: cannot connect to ws://***@127.0.0.1:{port}/?token=***: ")
+    for text in (result.stdout, result.stderr, failed.stdout, failed.stderr):
+        assert "cli-pw-31" not in text and "cli-tok-31" not in text
+
+
 # --- proxy -------------------------------------------------------------------------------------
 
 

@@ -160,3 +160,42 @@ def test_headers_repr_hides_credentials() -> None:
     text = repr(headers)
     assert "c2VjcmV0" not in text and "sid=1" not in text and "visible" in text
     assert headers["Authorization"] == "Basic c2VjcmV0"
+
+
+def test_headers_repr_redacts_a_redirect_target() -> None:
+    headers = Headers([("Location", "wss://u:pw@example.com/next?token=abc"), ("X-Trace", "/a?b=c")])
+    assert repr(headers) == "Headers([('Location', 'wss://***@example.com/next?token=***'), ('X-Trace', '/a?b=c')])"
+    assert headers["Location"] == "wss://u:pw@example.com/next?token=abc"
+
+
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        ("/feed", "/feed"),
+        ("/feed?token=abc&room=1", "/feed?token=***&room=***"),
+        ("/feed?token=&flag&&x=a=b", "/feed?token=&***&&x=***"),  # empty values say so; bare names are masked
+        ("ws://user:pw@host:8000/?k=v#frag", "ws://***@host:8000/?k=***#***"),
+        ("ws://user:p@ss@host/", "ws://***@host/"),  # the last @ ends the user info
+        ("ws://host/users/@me", "ws://host/users/@me"),
+        ("GET /x?token=abc HTTP/1.1 extra", "GET /x?token=*** HTTP/1.1 extra"),  # a request line
+    ],
+)
+def test_redact_url(text: str, shown: str) -> None:
+    assert handshake.redact_url(text) == shown
+
+
+def test_request_repr_redacts_the_query_but_path_stays_real() -> None:
+    request = handshake.parse_request(b"GET /chat?token=abc HTTP/1.1\r\nHost: x\r\nCookie: sid=1\r\n\r\n")
+    assert request.path == "/chat?token=abc" and request.query == {"token": ["abc"]}
+    assert "abc" not in repr(request) and "sid=1" not in repr(request)
+    assert repr(request).startswith("Request(path='/chat?token=***', headers=Headers([('Host', 'x'), ('Cookie', '***')])")
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [(b"Authorization Bearer abc", "malformed header line 2 (no colon)"), (b"Bad Name: abc", "malformed header name b'Bad Name'")],
+)
+def test_malformed_header_errors_do_not_quote_values(line: bytes, message: str) -> None:
+    with pytest.raises(InvalidHeader) as info:
+        handshake.parse_request(b"GET / HTTP/1.1\r\nHost: x\r\n" + line + b"\r\n\r\n")
+    assert str(info.value) == message

@@ -1,4 +1,4 @@
-"""The client sends a User-Agent and never logs secrets: URL passwords, auth headers, proxy passwords."""
+"""The client sends a User-Agent and never logs secrets: URL passwords, auth headers, proxy passwords, query tokens."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import simplews
 
 from .conftest import Tinyproxy
 
-SECRETS = ["hunter2-url", "tok-3f9a", "proxy-pw-77"]
+QUERY_TOKEN = "qtok-51c2"
+LOCATION_TOKEN = "loctok-8e0b"
+SECRETS = ["hunter2-url", "tok-3f9a", "proxy-pw-77", QUERY_TOKEN, LOCATION_TOKEN]
 # the same secrets as they travel in Basic credentials
 SECRETS += [base64.b64encode(c.encode()).decode() for c in ("sensor:hunter2-url", "u:hunter2-url", "dev:proxy-pw-77")]
 
@@ -30,11 +32,19 @@ def _chain(exc: Any) -> List[str]:
     return out
 
 
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Every record of every logger, simplews's included, at DEBUG."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="simplews")
+    return caplog
+
+
 def _all_text(caplog: pytest.LogCaptureFixture, extra: List[Any]) -> str:
-    """Every log message (with its exception chain) and every given exception or object, as one string."""
+    """Every log record as written (traceback and stack included), every given exception or object, as one string."""
     parts = []
     for record in caplog.records:
-        parts.append(record.getMessage())
+        parts.append(caplog.handler.format(record))
         if record.exc_info:
             parts += _chain(record.exc_info[1])
     for item in extra:
@@ -103,17 +113,18 @@ def test_failures_log_no_secret(caplog: pytest.LogCaptureFixture, proxy_factory:
     _assert_no_secret(_all_text(caplog, errors))
 
 
-def test_client_reconnect_warnings_log_no_secret(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="simplews")
+def test_client_reconnect_warnings_log_no_secret(logs: pytest.LogCaptureFixture) -> None:
+    caplog = logs
+    port = _dead_port()
     client = simplews.Client(
-        f"ws://sensor:hunter2-url@127.0.0.1:{_dead_port()}/", reconnect=True, reconnect_delay=0.01, max_retries=2
+        f"ws://sensor:hunter2-url@127.0.0.1:{port}/?token={QUERY_TOKEN}", reconnect=True, reconnect_delay=0.01, max_retries=2
     )
     client.start()
     assert wait_for(lambda: not client.running, timeout=20)
     client.stop()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 3 and "***@" not in warnings[0].getMessage()
-    assert warnings[0].getMessage().startswith("connecting to ws://127.0.0.1:")
+    assert warnings[0].getMessage().startswith(f"connecting to ws://127.0.0.1:{port}/?token=*** failed")
     _assert_no_secret(_all_text(caplog, []))
 
 
@@ -123,3 +134,47 @@ def test_user_agent_is_sent_to_the_proxy_and_server(proxy: Tinyproxy, server_fac
     with simplews.connect(server.url, proxy=proxy.url):
         pass
     assert agents and agents[0].startswith("simplews/")
+
+
+def test_tokens_in_redirect_locations_are_masked(
+    logs: pytest.LogCaptureFixture, server_factory: Any, server_tls: Any, client_tls: Any
+) -> None:
+    target = server_factory(on_message=lambda ws, m: ws.send(m))
+    token = f"token={LOCATION_TOKEN}"
+    locations = {
+        "/old": f"ws://127.0.0.1:{target.port}/new?{token}",  # followed
+        "/loop": f"/loop?{token}",  # too many redirects
+        "/frag": f"/x?{token}#{LOCATION_TOKEN}",  # not a WebSocket URL: a fragment
+        "/ftp": f"ftp://127.0.0.1/?{token}",
+    }
+
+    def redirect(request: Any) -> Any:
+        location = locations.get(request.path_only)
+        return None if location is None else (302, [("Location", location)], "moved")
+
+    moved = server_factory(process_request=redirect)
+    moved_tls = server_factory(process_request=lambda r: (307, [("Location", locations["/old"])], ""), ssl_context=server_tls)
+    errors: List[Any] = []
+    with simplews.connect(f"{moved.url}old") as ws:
+        ws.send("x")
+        assert ws.recv(timeout=5) == "x"
+        assert ws.request.path == f"/new?{token}"  # what was sent is readable by its owner
+        errors.append(ws.request)
+    for path, options, error in [
+        ("old", {"max_redirects": 0}, simplews.InvalidStatus),
+        ("loop", {"max_redirects": 2}, simplews.InvalidHandshake),
+        ("frag", {}, simplews.InvalidURI),
+        ("ftp", {}, simplews.InvalidURI),
+    ]:
+        with pytest.raises(error) as info:
+            simplews.connect(f"{moved.url}{path}", **options)
+        errors.append(info.value)
+    errors.append(errors[1].response)  # the 302 itself, Location header and all
+    with pytest.raises(simplews.InvalidHandshake, match="insecure") as refused:
+        simplews.connect(f"wss://localhost:{moved_tls.port}/?{token}", ssl_context=client_tls)
+    errors.append(refused.value)
+    messages = "\n".join(r.getMessage() for r in logs.records)
+    assert f"following redirect 302 to ws://127.0.0.1:{target.port}/new?token=***" in messages
+    assert f"to insecure ws://127.0.0.1:{target.port}/new?token=***" in str(refused.value)
+    assert "Location" in repr(errors[-2]) and "has a fragment" in str(errors[3])
+    _assert_no_secret(_all_text(logs, errors))

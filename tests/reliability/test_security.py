@@ -9,6 +9,7 @@ import socket
 from typing import Any, Iterator, List
 
 import pytest
+from helpers import wait_for
 from rawpeers import RawServer, read_head
 
 import simplews
@@ -18,6 +19,8 @@ from simplews.protocol import Protocol
 
 PASSWORD = "pa55-w0rd-XYZZY"
 TOKEN = "tok-3f9a1c-SECRET"
+#: a token in a query string, a Cookie or a bad request line
+URL_TOKEN = "utok-4b7e-SECRET"
 
 
 # --- randomness ---------------------------------------------------------------------------
@@ -54,6 +57,20 @@ def test_handshake_keys_on_the_wire_are_fresh_and_16_bytes() -> None:
 
 
 # --- header injection -----------------------------------------------------------------------
+
+
+def exchange(port: int, request: bytes) -> bytes:
+    """Send one raw request; return all the server answers until it closes."""
+    data = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        try:
+            while chunk := sock.recv(4096):
+                data += chunk
+        except ConnectionResetError:
+            pass
+    return data
+
 
 
 @pytest.fixture
@@ -107,16 +124,7 @@ def test_server_answers_cannot_be_injected(server_factory: Any) -> None:
     )
     server = server_factory(process_request=lambda request: next(answers))
     for _ in range(2):
-        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        data = b""
-        try:
-            while chunk := sock.recv(4096):
-                data += chunk
-        except ConnectionResetError:
-            pass
-        sock.close()
-        assert b"X-Injected" not in data
+        assert b"X-Injected" not in exchange(server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     with pytest.raises(simplews.LocalProtocolError):
         handshake.build_response(200, {"X-Test": "a\r\nX-Injected: 1"})
 
@@ -138,7 +146,7 @@ def test_peer_close_reason_with_cr_lf_cannot_forge_log_lines(server_factory: Any
 
 def leaks(text: str) -> bool:
     basic = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
-    return PASSWORD in text or TOKEN in text or basic in text
+    return any(secret in text for secret in (PASSWORD, TOKEN, URL_TOKEN, basic))
 
 
 def all_text(exc: BaseException) -> str:
@@ -154,13 +162,20 @@ def all_text(exc: BaseException) -> str:
 
 @pytest.fixture
 def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Every record of every logger, simplews's included, at DEBUG."""
+    caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="simplews")
     return caplog
 
 
+def logged(caplog: pytest.LogCaptureFixture) -> str:
+    """The records as a handler writes them: message, traceback and stack."""
+    return "\n".join(caplog.handler.format(record) for record in caplog.records)
+
+
 def assert_no_secret_logged(caplog: pytest.LogCaptureFixture) -> None:
     for record in caplog.records:
-        text = record.getMessage() + (caplog.handler.format(record) if record.exc_info else "")
+        text = caplog.handler.format(record)
         assert not leaks(text), text
 
 
@@ -218,8 +233,93 @@ def test_server_logs_no_authorization_header(server_factory: Any, logs: pytest.L
         sock.sendall(
             b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
             + extra
-            + f"Authorization: Bearer {TOKEN}\r\n\r\n".encode()
+            + f"Authorization: Bearer {TOKEN}\r\nCookie: sid={URL_TOKEN}\r\n\r\n".encode()
         )
         read_head(sock)
         sock.close()
+    assert_no_secret_logged(logs)
+
+
+# --- tokens in request targets and bad request heads (server side) ------------------------------
+
+_KEY = b"Sec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\n"
+
+
+def _head(start: str, *lines: bytes) -> bytes:
+    """A request head: ``start`` line, the upgrade headers, then ``lines``."""
+    return (
+        start.encode("latin-1")
+        + b"\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        + b"".join(lines)
+        + b"\r\n"
+    )
+
+
+_T = URL_TOKEN.encode()
+#: (request head, status answered): each fails its handshake with the token somewhere in it
+BAD_REQUESTS = [
+    (_head(f"GET /feed?token={URL_TOKEN} HTTP/1.1 extra", _KEY), 400),  # malformed request line
+    (_head(f"GET /feed?token={URL_TOKEN}#frag HTTP/2.0", _KEY), 505),
+    (_head(f"GET /feed?token={URL_TOKEN}\xff HTTP/1.1", _KEY), 400),  # not ASCII
+    (_head(f"GET /feed?token={URL_TOKEN} HTTP/1.1", _KEY, b"Authorization Bearer " + _T + b"\r\n"), 400),  # no colon
+    (_head(f"GET /feed?token={URL_TOKEN} HTTP/1.1", _KEY, b"X-Token=" + _T + b"\r\n"), 400),
+    (_head(f"GET /feed?token={URL_TOKEN} HTTP/1.1", _KEY, b"Bad Name: " + _T + b"\r\n"), 400),
+    (_head(f"GET /feed?token={URL_TOKEN} HTTP/1.1", _KEY, b"Cookie: sid=" + _T + b"\x00\r\n"), 400),
+    (_head(f"GET /feed?token={URL_TOKEN} HTTP/1.1"), 400),  # no Sec-WebSocket-Key
+    (_head(f"GET /feed?token={URL_TOKEN} HTTP/1.1", _KEY, b"Origin: http://evil/?token=" + _T + b"\r\n"), 403),
+    (_head(f"GET /boom?token={URL_TOKEN} HTTP/1.1", _KEY), 500),  # process_request raises
+    (_head(f"GET /sub?token={URL_TOKEN} HTTP/1.1", _KEY), 500),  # select_subprotocol raises
+]
+
+
+def test_tokens_in_failed_handshakes_stay_out_of_logs_and_answers(server_factory: Any, logs: pytest.LogCaptureFixture) -> None:
+    def process_request(request: Any) -> Any:
+        if request.path_only == "/boom":
+            raise RuntimeError("a bug in process_request")
+        return None
+
+    def select_subprotocol(request: Any, offered: List[str]) -> Any:
+        if request.path_only == "/sub":
+            raise RuntimeError("a bug in select_subprotocol")
+        return None
+
+    server = server_factory(
+        process_request=process_request, select_subprotocol=select_subprotocol, origins=[None, "http://ok"]
+    )
+    for request, status in BAD_REQUESTS:
+        answer = exchange(server.port, request)
+        assert answer.startswith(f"HTTP/1.1 {status} ".encode()), (request, answer)
+        assert not leaks(answer.decode("latin-1")), answer  # the error page quotes no token either
+    # the failures were logged (before each answer), with the request shown masked
+    text = logged(logs)
+    assert text.count("handshake with") == len(BAD_REQUESTS)
+    assert "malformed request line 'GET /feed?token=*** HTTP/1.1 extra'" in text
+    assert "process_request failed for GET /boom?token=***" in text
+    assert "select_subprotocol failed for /sub?token=***" in text
+    assert "RuntimeError: a bug in process_request" in text  # the tracebacks were formatted, and checked
+    assert_no_secret_logged(logs)
+
+
+def test_tokens_in_request_targets_stay_out_of_logs_and_reprs(server_factory: Any, logs: pytest.LogCaptureFixture) -> None:
+    requests: List[Any] = []
+
+    def process_request(request: Any) -> Any:
+        requests.append(request)
+        return (403, [], "no") if request.path_only == "/deny" else None
+
+    server = server_factory(on_message=lambda ws, m: ws.send(m), process_request=process_request)
+    target = f"/feed?token={URL_TOKEN}&room=1&flag&empty="
+    with simplews.connect(server.url.rstrip("/") + target, headers={"Cookie": f"sid={URL_TOKEN}"}) as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=10) == "hi"
+        assert ws.request.path == target and not leaks(repr(ws.request))
+    with pytest.raises(simplews.InvalidStatus) as info:
+        simplews.connect(f"{server.url}deny?token={URL_TOKEN}")
+    assert not leaks(all_text(info.value)) and not leaks(repr(info.value.response))
+    assert requests[0].path == target  # applications see the real path
+    assert not any(leaks(repr(r)) or leaks(str(r)) for r in requests)
+    # the server logs its answers after sending them: wait for both
+    shown = "/feed?token=***&room=***&***&empty="
+    assert wait_for(lambda: f"upgraded {shown}" in logged(logs) and "GET /deny?token=*** -> 403" in logged(logs))
+    assert f"connected to {server.url.rstrip('/')}{shown}" in logged(logs)
     assert_no_secret_logged(logs)
