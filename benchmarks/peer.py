@@ -7,16 +7,18 @@ and where the expected bytes are known in advance (replies to our own
 requests, streams, broadcasts) the peer only counts bytes instead of parsing
 frames.  It does not validate what it receives (no UTF-8 check, binary
 payloads are skipped unread); correctness is spot-checked on the last
-message of each run.
+message of each run.  With TLS files it speaks TLS (the ``ssl`` module's
+defaults, TLS 1.3 checked) and is otherwise the same code.
 """
 
 from __future__ import annotations
 
 import select
 import socket
+import sys
 import threading
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 from benchmarks.codec import (
     CODECS,
@@ -26,6 +28,7 @@ from benchmarks.codec import (
     OP_TEXT,
     Scanner,
 )
+from benchmarks.tls import TlsFiles, check_version, server_context, wrap_client
 
 RECV_BUFFER = 4 * 1024 * 1024
 STREAM_BATCH = 1000
@@ -50,10 +53,12 @@ class FixedServer:
     * ``upload``: count data messages; a text message asks for the count.
     """
 
-    def __init__(self, codec_name: str, params: dict, timeout: float) -> None:
+    def __init__(self, codec_name: str, params: dict, timeout: float,
+                 tls: Optional[TlsFiles] = None) -> None:
         self.codec = CODECS[codec_name]
         self.params = params
         self.timeout = timeout
+        self.context = server_context(tls) if tls else None
         self.listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
         self.port = self.listener.getsockname()[1]
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
@@ -78,12 +83,27 @@ class FixedServer:
 
     def _serve(self, sock: socket.socket) -> None:
         try:
+            _nodelay(sock)
+            sock.settimeout(self.timeout)
+            if self.context is not None:
+                sock = self._tls(sock)
             with sock:
-                _nodelay(sock)
-                sock.settimeout(self.timeout)
                 self._serve_frames(sock)
         except (OSError, ValueError):
-            pass
+            sock.close()
+
+    def _tls(self, sock: socket.socket) -> socket.socket:
+        """Server-side TLS handshake; a failure is logged (the client only sees a close)."""
+        assert self.context is not None
+        tls: Optional[socket.socket] = None
+        try:
+            tls = self.context.wrap_socket(sock, server_side=True)
+            check_version(tls)
+            return tls
+        except OSError as exc:
+            print(f"fixed server: TLS failed: {exc!r}", file=sys.stderr, flush=True)
+            (tls or sock).close()
+            raise
 
     def _serve_frames(self, sock: socket.socket) -> None:
         codec = self.codec
@@ -145,9 +165,11 @@ class FixedClient:
     the library process's CPU time there).
     """
 
-    def __init__(self, codec_name: str, port: int, params: dict, timeout: float) -> None:
+    def __init__(self, codec_name: str, port: int, params: dict, timeout: float,
+                 tls: Optional[TlsFiles] = None) -> None:
         self.codec = CODECS[codec_name]
         self.port = port
+        self.tls = tls
         self.params = params
         self.timeout = timeout
         self.buf = bytearray(RECV_BUFFER)
@@ -162,6 +184,8 @@ class FixedClient:
         """Open one connection and complete the handshake."""
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
         _nodelay(sock)
+        if self.tls is not None:
+            sock = wrap_client(sock, self.tls)
         if self.codec.client_handshake(sock, self.port):
             raise ConnectionError("unexpected data right after the handshake")
         return sock

@@ -24,6 +24,13 @@ class Row:
     cpu_ratio: Optional[float] = None
 
     @property
+    def label(self) -> str:
+        """The library's name in the table (the baseline of a TLS row is raw TLS)."""
+        if self.lib == "raw-tcp" and self.workload.tls:
+            return "raw-tls"
+        return self.lib
+
+    @property
     def median(self) -> Optional[float]:
         """Median of the successful samples, or None."""
         return statistics.median(self.samples) if self.samples else None
@@ -92,7 +99,7 @@ def _cells(row: Row) -> List[str]:
     return [
         row.workload.name,
         row.role,
-        row.lib,
+        row.label,
         _fmt_value(row.median) if row.samples else ("error" if row.errors else "-"),
         row.workload.unit,
         f"{row.ratio:.2f}" if row.ratio is not None else "",

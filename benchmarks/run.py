@@ -29,7 +29,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 from benchmarks.adapters import ADAPTERS, BASELINE, Adapter
 from benchmarks.importtime import measure_import
 from benchmarks.report import Row, compute_ratios, markdown_table, text_table
-from benchmarks.workloads import CLIENT, MIB, SERVER, WORKLOADS, WORKLOADS_BY_NAME, Workload
+from benchmarks.tls import make_files
+from benchmarks.workloads import CLIENT, GROUPS, MIB, SERVER, WORKLOADS, WORKLOADS_BY_NAME, Workload
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT = 30.0
@@ -205,7 +206,8 @@ def measure(workload: Workload, role: str, lib: str, opts: argparse.Namespace,
     if workload.kind == "import":
         return _measure_import(lib, opts, notes)
     codec = "raw" if lib == BASELINE else "ws"
-    common = {"params": params, "codec": codec, "timeout": opts.timeout}
+    common = {"params": params, "codec": codec, "timeout": opts.timeout,
+              "tls": opts.tls.to_json() if workload.tls else None}
     fixed_side, lib_side = (SERVER, CLIENT) if role == CLIENT else (CLIENT, SERVER)
     configs = {
         fixed_side: dict(common, side=fixed_side, impl="fixed"),
@@ -400,7 +402,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help="small counts, 1 round (CI smoke test, < 2 minutes)")
     parser.add_argument("--only", type=lambda s: s.split(","), default=None,
                         metavar="WORKLOAD[,...]",
-                        help="workloads to run: " + ", ".join(WORKLOADS_BY_NAME))
+                        help="workloads to run: " + ", ".join(WORKLOADS_BY_NAME)
+                        + "; or a group: " + ", ".join(sorted(GROUPS)))
     parser.add_argument("--libs", type=lambda s: s.split(","), default=None,
                         metavar="LIB[,...]",
                         help="libraries (raw-tcp is always added): "
@@ -425,11 +428,14 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         opts.rounds = 1 if opts.quick else 5
     if opts.timeout is None:
         opts.timeout = 60.0 if opts.quick else 300.0
-    unknown = [w for w in (opts.only or []) if w not in WORKLOADS_BY_NAME]
+    unknown = [w for w in (opts.only or []) if w not in WORKLOADS_BY_NAME and w not in GROUPS]
     unknown += [n for n in (opts.libs or []) if n not in ADAPTERS]
     if unknown:
         parser.error("unknown workload or library: " + ", ".join(unknown))
+    if opts.only:
+        opts.only = {n for w in opts.only for n in GROUPS.get(w, (w,))}
     opts.cpus = pick_cpus(opts.pin)
+    opts.tls = None
     if opts.rounds < 1 or (opts.conns is not None and opts.conns < 1):
         parser.error("--rounds and --conns must be positive")
     return opts
@@ -468,10 +474,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     head = header_lines(opts, libs, skipped)
     log("\n".join(head))
     started = time.monotonic()
-    try:
-        rows = run_all(opts, libs)
-    finally:
-        kill_all()
+    with tempfile.TemporaryDirectory(prefix="simplews-bench-") as scratch:
+        if any(w.tls for w in WORKLOADS if not opts.only or w.name in opts.only):
+            opts.tls = make_files(scratch)
+        try:
+            rows = run_all(opts, libs)
+        finally:
+            kill_all()
     log("done in %.0f s" % (time.monotonic() - started))
     write_outputs(opts, head, rows)
     return 1 if any(r.errors for r in rows) else 0

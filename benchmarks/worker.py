@@ -73,10 +73,11 @@ def peer_timeout(config: Dict[str, Any]) -> float:
 def run_server(config: Dict[str, Any], channel: Channel) -> Final:
     """Start a server (library or fixed peer), report its port, wait for stop."""
     params = config["params"]
+    tls = _tls_files(config)
     stop: Callable[[], object]
     if config["impl"] == "fixed":
         from benchmarks.peer import FixedServer
-        server = FixedServer(config["codec"], params, peer_timeout(config))
+        server = FixedServer(config["codec"], params, peer_timeout(config), tls)
         server.start()
         port, stop = server.port, server.stop
     else:
@@ -85,7 +86,7 @@ def run_server(config: Dict[str, Any], channel: Channel) -> Final:
         start = ADAPTERS[config["impl"]].server
         if start is None:
             raise ValueError(f"{config['impl']} has no server")
-        handle = start(lambda bcast: make_handler(params, bcast))
+        handle = start(lambda bcast: make_handler(params, bcast), tls)
         port, stop = handle.port, handle.stop
     channel.emit("ready", port=port, pid=os.getpid())
     while channel.wait() == "cpu":
@@ -98,21 +99,28 @@ def run_server(config: Dict[str, Any], channel: Channel) -> Final:
 def run_client(config: Dict[str, Any], channel: Channel) -> Final:
     """Run the client side of the workload and report the result."""
     params, port = config["params"], config["port"]
+    tls = _tls_files(config)
     if config["impl"] == "fixed":
         from benchmarks.peer import FixedClient
-        client = FixedClient(config["codec"], port, params, peer_timeout(config))
+        client = FixedClient(config["codec"], port, params, peer_timeout(config), tls)
         result = getattr(client, "run_" + params["kind"])(channel.sync)
     else:
-        from benchmarks.adapters import ADAPTERS
+        from benchmarks.adapters import ADAPTERS, Endpoint
         from benchmarks.apps import run_client as run_loop
-        url = f"ws://127.0.0.1:{port}/"
+        url = f"{'wss' if tls else 'ws'}://127.0.0.1:{port}/"
         connect = ADAPTERS[config["impl"]].client
         if connect is None:
             raise ValueError(f"{config['impl']} has no client")
-        conn = connect(url, "127.0.0.1", port)
+        conn = connect(Endpoint(url, "127.0.0.1", port, tls))
         result = run_loop(conn, params, channel.sync)
         _close_quietly(conn.close)
     return "result", result
+
+
+def _tls_files(config: Dict[str, Any]) -> Any:
+    """The run's TLS files for a ``*-tls`` workload, else None."""
+    from benchmarks.tls import TlsFiles
+    return TlsFiles.from_json(config.get("tls")) if config["params"].get("tls") else None
 
 
 def _close_quietly(close: Callable[[], object]) -> None:

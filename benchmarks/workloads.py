@@ -25,7 +25,9 @@ class Workload:
     ``size`` is the payload size in bytes; ``count`` / ``quick_count`` the
     number of timed operations; ``warmup`` / ``quick_warmup`` the untimed
     operations done first in the same process.  ``conns`` is the number of
-    connections for the multi-connection workloads.
+    connections for the multi-connection workloads.  ``tls`` runs the
+    pattern over TLS (``wss://``, and raw TLS for the baseline); ``group``
+    is a second name ``--only`` accepts, selecting every workload with it.
     """
 
     name: str
@@ -41,6 +43,8 @@ class Workload:
     binary: bool = False
     conns: int = 1
     quick_conns: int = 1
+    tls: bool = False
+    group: str = ""
     description: str = ""
 
     def params(self, quick: bool, conns: Optional[int] = None) -> Dict[str, Any]:
@@ -54,10 +58,19 @@ class Workload:
             "warmup": self.quick_warmup if quick else self.warmup,
             "binary": self.binary,
             "conns": conns if (conns and self.conns > 1) else default_conns,
+            "tls": self.tls,
         }
 
 
-WORKLOADS: Tuple[Workload, ...] = (
+def over_tls(workload: Workload) -> Workload:
+    """The same workload, counts included, over TLS: ``NAME-tls``, group ``tls``."""
+    return dataclasses.replace(
+        workload, name=workload.name + "-tls", tls=True, group="tls",
+        description=workload.description + " (over TLS: wss://, raw TLS sockets for the baseline)",
+    )
+
+
+_ECHO, _STREAM, _UPLOAD_1M = (
     Workload(
         "echo", "echo", (CLIENT, SERVER), size=32, count=20_000, quick_count=2_000,
         warmup=1_000, quick_warmup=200, unit="msg/s",
@@ -73,11 +86,20 @@ WORKLOADS: Tuple[Workload, ...] = (
         warmup=10, quick_warmup=3, unit="MiB/s", binary=True,
         description="1 MiB binary messages, masked, client -> server",
     ),
+)
+
+WORKLOADS: Tuple[Workload, ...] = (
+    _ECHO,
+    _STREAM,
+    _UPLOAD_1M,
     Workload(
         "upload-64k", "upload", (CLIENT, SERVER), size=64 * KIB, count=3_000,
         quick_count=300, warmup=100, quick_warmup=20, unit="MiB/s", binary=True,
         description="64 KiB binary messages, masked, client -> server",
     ),
+    over_tls(_ECHO),
+    over_tls(_STREAM),
+    over_tls(_UPLOAD_1M),
     Workload(
         "idle", "idle", (SERVER,), size=32, count=1, quick_count=1, warmup=20,
         quick_warmup=10, unit="KiB/conn", higher_is_better=False, conns=1_000,
@@ -98,6 +120,9 @@ WORKLOADS: Tuple[Workload, ...] = (
 )
 
 WORKLOADS_BY_NAME: Dict[str, Workload] = {w.name: w for w in WORKLOADS}
+GROUPS: Dict[str, Tuple[str, ...]] = {
+    g: tuple(w.name for w in WORKLOADS if w.group == g) for g in {w.group for w in WORKLOADS} if g
+}
 
 # Ratios to raw TCP that simplews must reach (from the issue).  For "idle"
 # the number is the maximum memory ratio; for "import" it is milliseconds.

@@ -13,12 +13,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.timeout(180)
 def test_benchmark_harness_quick_echo_runs() -> None:
+    """Plain and TLS echo: the TLS row's certificates are made at run time, its baseline is raw TLS."""
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--only", "echo", "--libs", "simplews", "--rounds", "1"],
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "echo,echo-tls", "--libs", "simplews", "--rounds", "1"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=150,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "simplews" in result.stdout and "raw-tcp" in result.stdout
+    rows = [line.split() for line in result.stdout.splitlines()]
+    cells = {(row[0], row[1], row[2]) for row in rows if len(row) > 3}
+    for workload, baseline in (("echo", "raw-tcp"), ("echo-tls", "raw-tls")):
+        for role in ("client", "server"):
+            assert {(workload, role, baseline), (workload, role, "simplews")} <= cells, result.stdout
