@@ -16,7 +16,8 @@ Settings that differ from a library's defaults, for fairness:
 * compression off everywhere (``compression=None``; the fixed peers never
   negotiate extensions anyway);
 * keepalive pings off (``ping_interval=None``) where a library has them on
-  by default (websockets), so no background traffic disturbs the counts.
+  by default (websockets), so no background traffic disturbs the counts;
+  only ``idle-cpu-ka`` (``Endpoint.keepalive``) leaves them at the default.
 
 Everything else (buffer sizes, size limits, UTF-8 validation, Nagle,
 thread-safety locks) is the library's default.
@@ -52,6 +53,7 @@ class Endpoint:
     host: str
     port: int
     tls: Optional[TlsFiles] = None
+    keepalive: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +62,9 @@ class Adapter:
 
     ``imports`` is what a client process runs to get the client entry point
     (attribute access included, so lazy imports are counted); ``probe``
-    checks that the library is usable at all.
+    checks that the library is usable at all.  ``keepalive``: its client
+    pings by default.  ``idle_cpu_note``: why ``idle-cpu`` is not measured
+    for its client (said in the table instead of a made-up figure).
     """
 
     name: str
@@ -70,6 +74,8 @@ class Adapter:
     client: Optional[Callable[[Endpoint], ClientConn]] = None
     server: Optional[Callable[[MakeHandler, Optional[TlsFiles]], ServerHandle]] = None
     server_binary: bool = True
+    keepalive: bool = False
+    idle_cpu_note: str = ""
     note: str = ""
 
 
@@ -85,6 +91,11 @@ def _client_ssl(endpoint: Endpoint) -> Any:
 
 def _server_ssl(tls: Optional[TlsFiles]) -> Any:
     return server_context(tls) if tls else None
+
+
+def _keepalive(endpoint: Endpoint) -> Dict[str, Any]:
+    """Keyword arguments: the library's default keepalive, or ``ping_interval=None``."""
+    return {} if endpoint.keepalive else {"ping_interval": None}
 
 
 def raw_client(endpoint: Endpoint) -> ClientConn:
@@ -106,7 +117,7 @@ def raw_server(make_handler: MakeHandler, tls: Optional[TlsFiles]) -> ServerHand
 
 def websockets_client(endpoint: Endpoint) -> ClientConn:
     from websockets.sync.client import connect
-    ws = connect(endpoint.url, compression=None, ping_interval=None, ssl=_client_ssl(endpoint))
+    ws = connect(endpoint.url, compression=None, ssl=_client_ssl(endpoint), **_keepalive(endpoint))
     return ClientConn(ws.send, ws.send, ws.recv, ws.close)
 
 
@@ -236,8 +247,8 @@ def websocket_server_server(make_handler: MakeHandler, tls: Optional[TlsFiles]) 
 
 def simplews_client(endpoint: Endpoint) -> ClientConn:
     import simplews
-    ws = simplews.connect(endpoint.url, compression=None, ping_interval=None,
-                          ssl_context=_client_ssl(endpoint))
+    ws = simplews.connect(endpoint.url, compression=None, ssl_context=_client_ssl(endpoint),
+                          **_keepalive(endpoint))
     return ClientConn(ws.send, ws.send, ws.recv, ws.close)
 
 
@@ -260,11 +271,12 @@ ADAPTERS: Dict[str, Adapter] = {a.name: a for a in (
             client=raw_client, server=raw_server),
     Adapter("websockets", "from websockets.sync.client import connect", "websockets",
             "import websockets.sync.client, websockets.sync.server",
-            client=websockets_client, server=websockets_server,
+            client=websockets_client, server=websockets_server, keepalive=True,
             note="sync API, compression=None, ping_interval=None"),
     Adapter("websocket-client", "import websocket; websocket.create_connection", "websocket-client",
             "import websocket; websocket.create_connection",
-            client=websocket_client_client),
+            client=websocket_client_client,
+            idle_cpu_note="no background thread: 0 by construction, not measured"),
     Adapter("simple-websocket", "import simple_websocket; simple_websocket.Client", "simple-websocket",
             "import simple_websocket; simple_websocket.Server.accept",
             client=simple_websocket_client, server=simple_websocket_server),
@@ -274,7 +286,7 @@ ADAPTERS: Dict[str, Adapter] = {a.name: a for a in (
             note="no binary frames: upload workloads n/a"),
     Adapter("simplews", "import simplews; simplews.connect", None,
             "import simplews; simplews.connect; simplews.Server",
-            client=simplews_client, server=simplews_server),
+            client=simplews_client, server=simplews_server, keepalive=True),
 )}
 
 BASELINE = "raw-tcp"

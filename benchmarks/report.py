@@ -63,7 +63,7 @@ def compute_ratios(rows: Sequence[Row], baseline: str) -> None:
             base[(row.workload.name, row.role)] = row
     for row in rows:
         ref = base.get((row.workload.name, row.role))
-        if ref is None or row.workload.kind == "import":
+        if ref is None or row.workload.kind in ("import", "idle-cpu"):
             continue
         if ref.median and row.median is not None:
             row.ratio = row.median / ref.median
@@ -80,15 +80,19 @@ def target_text(row: Row) -> str:
     value = row.ratio
     if row.workload.kind == "import":  # judged on CPU time: robust to machine load
         value = row.cpu_median / 1000.0 if row.cpu_median is not None else row.median
+    elif row.workload.kind == "idle-cpu":  # % of one core: raw's figure is ~0, no ratio
+        value = row.median
     if value is None:
         return f"{op} {limit:g}"
     ok = {">=": value >= limit, "<=": value <= limit, "<": value < limit}[op]
     return "{} {:g} {}".format(op, limit, "PASS" if ok else "FAIL")
 
 
-def _fmt_value(value: Optional[float]) -> str:
+def _fmt_value(value: Optional[float], unit: str = "") -> str:
     if value is None:
         return "-"
+    if unit == "% core":
+        return f"{value:.2f}"
     if value >= 100:
         return f"{value:,.0f}"
     return f"{value:,.1f}"
@@ -100,7 +104,7 @@ def _cells(row: Row) -> List[str]:
         row.workload.name,
         row.role,
         row.label,
-        _fmt_value(row.median) if row.samples else ("error" if row.errors else "-"),
+        _fmt_value(row.median, row.workload.unit) if row.samples else ("error" if row.errors else "-"),
         row.workload.unit,
         f"{row.ratio:.2f}" if row.ratio is not None else "",
         f"{100 * row.spread:.0f}%" if row.spread is not None else "",

@@ -202,7 +202,7 @@ class Sample:
 def measure(workload: Workload, role: str, lib: str, opts: argparse.Namespace,
             notes: List[str]) -> Sample:
     """Run one measurement of ``lib`` and return the workload's metric."""
-    params = workload.params(opts.quick, opts.conns)
+    params = workload.params(opts.quick, opts.conns, opts.idle_window)
     if workload.kind == "import":
         return _measure_import(lib, opts, notes)
     codec = "raw" if lib == BASELINE else "ws"
@@ -234,6 +234,11 @@ def measure(workload: Workload, role: str, lib: str, opts: argparse.Namespace,
             seen[name] = server.read(START_TIMEOUT)["seconds"]
 
     result = run_pair(configs[SERVER], configs[CLIENT], opts.timeout, on_phase)
+    if workload.kind == "idle-cpu":
+        note = f"{params['conns']} conns, {params['window']:g} s window"
+        if note not in notes:
+            notes.append(note)
+        return Sample(100.0 * (seen["end"] - seen["start"]) / result["seconds"])
     if workload.kind == "idle":
         return Sample((seen["loaded"] - seen["warm"]) / params["conns"])
     cpu_us = (seen["end"] - seen["start"]) * 1e6 / result["count"]
@@ -279,6 +284,10 @@ def supports(adapter: Adapter, workload: Workload, role: str) -> Optional[str]:
         return "no server"
     if role == SERVER and workload.binary and not adapter.server_binary:
         return "no binary frames"
+    if workload.kind == "idle-cpu" and adapter.idle_cpu_note:
+        return adapter.idle_cpu_note
+    if workload.keepalive and not adapter.keepalive:
+        return "no keepalive by default: the same as idle-cpu-off"
     return None
 
 
@@ -341,7 +350,9 @@ def run_all(opts: argparse.Namespace, libs: List[str]) -> List[Row]:
                 row = Row(workload, role, lib)
                 if reason:
                     row.notes.append("n/a: " + reason)
-                    if lib != BASELINE and ADAPTERS[lib].name in opts.show_na:
+                    said = workload.kind == "idle-cpu" and reason not in ("no client", "no server")
+                    shown = said or ADAPTERS[lib].name in opts.show_na
+                    if lib != BASELINE and shown:
                         all_rows.append(row)
                     continue
                 rows[lib] = row
@@ -361,12 +372,13 @@ def header_lines(opts: argparse.Namespace, libs: List[str], skipped: Dict[str, s
     """Context printed above the table."""
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     python = f"{platform.python_version()} ({platform.python_implementation()})"
-    conns = opts.conns or WORKLOADS_BY_NAME["idle"].params(opts.quick)["conns"]
+    conns = "/".join(str(opts.conns or WORKLOADS_BY_NAME[name].params(opts.quick)["conns"])
+                     for name in ("idle", "idle-cpu-off"))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     lines = [
         f"simplews benchmarks, {now}",
         f"python {python}, {platform.platform()}, {os.cpu_count() or 0} CPUs, load average {load:.2f}",
-        f"mode: {'quick' if opts.quick else 'full'}, rounds: {opts.rounds}, idle conns: {conns}, "
+        f"mode: {'quick' if opts.quick else 'full'}, rounds: {opts.rounds}, conns (idle/idle-cpu): {conns}, "
         f"CPUs (server, client): {opts.cpus or 'not pinned'}",
         "libraries: " + ", ".join(f"{n} {library_version(ADAPTERS[n])}" for n in libs),
     ]
@@ -411,7 +423,10 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None,
                         help="rounds per library (default 5, quick 1)")
     parser.add_argument("--conns", type=int, default=None,
-                        help="connections for the idle workload (default 1000, quick 200)")
+                        help="connections for idle, idle-cpu and broadcast (default 1000; quick 200, idle-cpu 50)")
+    parser.add_argument("--idle-window", type=float, default=None, metavar="S",
+                        help="seconds the idle-cpu workloads measure (default 10 for idle-cpu-off, "
+                        "20 = one default ping interval for idle-cpu-ka; quick 1)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds per measurement (default 300, quick 60)")
     parser.add_argument("--pin", choices=("none", "split", "same"), default="none",
@@ -438,6 +453,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     opts.tls = None
     if opts.rounds < 1 or (opts.conns is not None and opts.conns < 1):
         parser.error("--rounds and --conns must be positive")
+    if opts.idle_window is not None and opts.idle_window <= 0:
+        parser.error("--idle-window must be positive")
     return opts
 
 

@@ -75,7 +75,12 @@ def run_server(config: Dict[str, Any], channel: Channel) -> Final:
     params = config["params"]
     tls = _tls_files(config)
     stop: Callable[[], object]
-    if config["impl"] == "fixed":
+    if config["impl"] == "fixed" and params["kind"] == "idle-cpu":
+        from benchmarks.peer import IdleServer
+        server: Any = IdleServer(config["codec"], params, peer_timeout(config))
+        server.start()
+        port, stop = server.port, server.stop
+    elif config["impl"] == "fixed":
         from benchmarks.peer import FixedServer
         server = FixedServer(config["codec"], params, peer_timeout(config), tls)
         server.start()
@@ -107,14 +112,30 @@ def run_client(config: Dict[str, Any], channel: Channel) -> Final:
     else:
         from benchmarks.adapters import ADAPTERS, Endpoint
         from benchmarks.apps import run_client as run_loop
+        from benchmarks.apps import run_idle
         url = f"{'wss' if tls else 'ws'}://127.0.0.1:{port}/"
         connect = ADAPTERS[config["impl"]].client
         if connect is None:
             raise ValueError(f"{config['impl']} has no client")
-        conn = connect(Endpoint(url, "127.0.0.1", port, tls))
+        endpoint = Endpoint(url, "127.0.0.1", port, tls, params["keepalive"])
+        if params["kind"] == "idle-cpu":  # the connections die with the process
+            return "result", run_idle(lambda: connect(endpoint), params, channel.sync)
+        conn = connect(endpoint)
         result = run_loop(conn, params, channel.sync)
         _close_quietly(conn.close)
     return "result", result
+
+
+def _raise_fd_limit() -> None:
+    """Raise the soft limit on open files to the hard one (many-connection workloads)."""
+    import resource
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        pass  # the workload then reports the connection that failed
 
 
 def _tls_files(config: Dict[str, Any]) -> Any:
@@ -175,6 +196,8 @@ def main(argv: List[str]) -> None:
         config = json.loads(argv[1])
         if hasattr(signal, "alarm"):
             signal.alarm(int(config["timeout"]) + 10)
+        if config["params"]["conns"] > 1:
+            _raise_fd_limit()
         if config.get("cpu") is not None:
             os.sched_setaffinity(0, {config["cpu"]})
         if config.get("profile"):

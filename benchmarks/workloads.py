@@ -15,6 +15,9 @@ SERVER = "server"
 
 KIB = 1024
 MIB = 1024 * 1024
+# simplews's and websockets' default ping_interval: a window this long holds
+# exactly one keepalive ping of every connection, whenever it was opened.
+KEEPALIVE_WINDOW = 20.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +31,9 @@ class Workload:
     connections for the multi-connection workloads.  ``tls`` runs the
     pattern over TLS (``wss://``, and raw TLS for the baseline); ``group``
     is a second name ``--only`` accepts, selecting every workload with it.
+    ``window`` / ``quick_window`` are the seconds a time-window workload
+    (``idle-cpu``) measures for; ``keepalive`` leaves the client's keepalive
+    at the library's default instead of turning it off.
     """
 
     name: str
@@ -45,9 +51,13 @@ class Workload:
     quick_conns: int = 1
     tls: bool = False
     group: str = ""
+    window: float = 0.0
+    quick_window: float = 0.0
+    keepalive: bool = False
     description: str = ""
 
-    def params(self, quick: bool, conns: Optional[int] = None) -> Dict[str, Any]:
+    def params(self, quick: bool, conns: Optional[int] = None,
+               window: Optional[float] = None) -> Dict[str, Any]:
         """The JSON-able parameters a worker needs for this workload."""
         default_conns = self.quick_conns if quick else self.conns
         return {
@@ -59,6 +69,8 @@ class Workload:
             "binary": self.binary,
             "conns": conns if (conns and self.conns > 1) else default_conns,
             "tls": self.tls,
+            "window": window or (self.quick_window if quick else self.window),
+            "keepalive": self.keepalive,
         }
 
 
@@ -107,6 +119,20 @@ WORKLOADS: Tuple[Workload, ...] = (
         description="server RSS per idle connection (handshake + one echo each)",
     ),
     Workload(
+        "idle-cpu-off", "idle-cpu", (CLIENT,), size=1, count=1, quick_count=1, warmup=0,
+        quick_warmup=0, unit="% core", higher_is_better=False, conns=1_000, quick_conns=50,
+        group="idle-cpu", window=10.0, quick_window=1.0,
+        description="CPU of a client process holding N connections nobody reads, "
+        "keepalive off (ping_interval=None)",
+    ),
+    Workload(
+        "idle-cpu-ka", "idle-cpu", (CLIENT,), size=1, count=1, quick_count=1, warmup=0,
+        quick_warmup=0, unit="% core", higher_is_better=False, conns=1_000, quick_conns=50,
+        group="idle-cpu", window=KEEPALIVE_WINDOW, quick_window=1.0, keepalive=True,
+        description="the same with the library's default keepalive; the window is one "
+        "default ping interval, so each connection pings once in it",
+    ),
+    Workload(
         "broadcast", "broadcast", (SERVER,), size=100, count=100, quick_count=10,
         warmup=5, quick_warmup=2, unit="msg/s", conns=1_000, quick_conns=200,
         description="server broadcasts 100-byte text to every client; "
@@ -136,6 +162,7 @@ TARGETS: Dict[Tuple[str, str], Tuple[str, float]] = {
     ("upload-64k", CLIENT): (">=", 0.80),
     ("upload-64k", SERVER): (">=", 0.80),
     ("idle", SERVER): ("<=", 1.30),
+    ("idle-cpu-off", CLIENT): ("<=", 1.0),  # % of one core (issue 13), not a ratio
     ("broadcast", SERVER): (">=", 0.85),
     ("import", CLIENT): ("<", 25.0),
 }

@@ -13,9 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.timeout(180)
 def test_benchmark_harness_quick_echo_runs() -> None:
-    """Plain and TLS echo: the TLS row's certificates are made at run time, its baseline is raw TLS."""
+    """Plain and TLS echo (certificates made at run time, raw TLS baseline) and both idle-CPU rows."""
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--only", "echo,echo-tls", "--libs", "simplews", "--rounds", "1"],
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "echo,echo-tls,idle-cpu", "--libs", "simplews",
+         "--rounds", "1", "--idle-window", "0.2"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -27,3 +28,5 @@ def test_benchmark_harness_quick_echo_runs() -> None:
     for workload, baseline in (("echo", "raw-tcp"), ("echo-tls", "raw-tls")):
         for role in ("client", "server"):
             assert {(workload, role, baseline), (workload, role, "simplews")} <= cells, result.stdout
+    assert {("idle-cpu-off", "client", "raw-tcp"), ("idle-cpu-off", "client", "simplews"),
+            ("idle-cpu-ka", "client", "simplews")} <= cells, result.stdout
