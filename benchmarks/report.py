@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from benchmarks.workloads import TARGETS, Workload
 
@@ -123,23 +123,64 @@ RIGHT = {3, 5, 6, 7, 8, 9}
 
 def text_table(rows: Sequence[Row]) -> str:
     """A fixed-width table for the terminal."""
-    table = [HEADERS] + [_cells(r) for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(HEADERS))]
+    return _text([_cells(r) for r in rows], HEADERS, RIGHT)
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    return _markdown([_cells(r) for r in rows], HEADERS, RIGHT)
+
+
+def _text(lines: List[List[str]], headers: List[str], right: Set[int]) -> str:
+    table = [headers] + lines
+    widths = [max(len(line[i]) for line in table) for i in range(len(headers))]
     out = []
     for n, line in enumerate(table):
         out.append("  ".join(
-            cell.rjust(widths[i]) if i in RIGHT else cell.ljust(widths[i])
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
             for i, cell in enumerate(line)).rstrip())
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
 
 
-def markdown_table(rows: Sequence[Row]) -> str:
-    """A GitHub-flavoured Markdown table."""
-    out = ["| " + " | ".join(HEADERS) + " |",
-           "|" + "|".join("---:" if i in RIGHT else "---" for i in range(len(HEADERS))) + "|"]
-    for row in rows:
-        cells = [c.replace("|", "\\|") for c in _cells(row)]
-        out.append("| " + " | ".join(cells) + " |")
+def _markdown(lines: List[List[str]], headers: List[str], right: Set[int]) -> str:
+    out = ["| " + " | ".join(headers) + " |",
+           "|" + "|".join("---:" if i in right else "---" for i in range(len(headers))) + "|"]
+    for line in lines:
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in line) + " |")
     return "\n".join(out)
+
+
+# --------------------------------------------------------------------------
+# Compare mode: two simplews versions side by side
+# --------------------------------------------------------------------------
+
+COMPARE_HEADERS = ["workload", "role", "unit", "new", "old", "new/old", "CPU us/op new",
+                   "CPU us/op old", "CPU new/old", "n", "note"]
+COMPARE_RIGHT = {3, 4, 5, 6, 7, 8, 9}
+
+
+def _ratio(new: Optional[float], old: Optional[float]) -> str:
+    return f"{new / old:.3f}" if new is not None and old else ""
+
+
+def _compare_cells(new: Row, old: Row) -> List[str]:
+    unit = new.workload.unit
+    note = " ".join("; ".join(
+        new.notes + [f"new: {e}" for e in new.errors[:1]] + [f"old: {e}" for e in old.errors[:1]]).split())
+    return [
+        new.workload.name, new.role, unit,
+        _fmt_value(new.median, unit), _fmt_value(old.median, unit), _ratio(new.median, old.median),
+        f"{new.cpu_median:.2f}" if new.cpu_median is not None else "",
+        f"{old.cpu_median:.2f}" if old.cpu_median is not None else "",
+        _ratio(new.cpu_median, old.cpu_median),
+        f"{len(new.samples)}/{len(old.samples)}",
+        note[:90],
+    ]
+
+
+def compare_table(pairs: Sequence[Tuple[Row, Row]], markdown: bool = False) -> str:
+    """The (new, old) medians per workload and role, and their ratios."""
+    lines = [_compare_cells(new, old) for new, old in pairs]
+    return (_markdown if markdown else _text)(lines, COMPARE_HEADERS, COMPARE_RIGHT)

@@ -199,6 +199,11 @@ class Sample:
     cpu_us: Optional[float] = None
 
 
+def adapter_of(lib: str) -> Adapter:
+    """The adapter behind a library label (``simplews@REV`` in compare mode is simplews)."""
+    return ADAPTERS[lib.partition("@")[0]]
+
+
 def measure(workload: Workload, role: str, lib: str, opts: argparse.Namespace,
             notes: List[str]) -> Sample:
     """Run one measurement of ``lib`` and return the workload's metric."""
@@ -211,7 +216,8 @@ def measure(workload: Workload, role: str, lib: str, opts: argparse.Namespace,
     fixed_side, lib_side = (SERVER, CLIENT) if role == CLIENT else (CLIENT, SERVER)
     configs = {
         fixed_side: dict(common, side=fixed_side, impl="fixed"),
-        lib_side: dict(common, side=lib_side, impl=lib),
+        lib_side: dict(common, side=lib_side, impl=adapter_of(lib).name,
+                       simplews_dir=opts.sides.get(lib)),
     }
     if opts.cpus:
         configs[SERVER]["cpu"], configs[CLIENT]["cpu"] = opts.cpus
@@ -248,7 +254,9 @@ def measure(workload: Workload, role: str, lib: str, opts: argparse.Namespace,
 
 
 def _measure_import(lib: str, opts: argparse.Namespace, notes: List[str]) -> Sample:
-    wall_ms, cpu_ms, threads = measure_import(ADAPTERS[lib].imports, worker_env(), ROOT, opts.timeout)
+    directory = opts.sides.get(lib)
+    wall_ms, cpu_ms, threads = measure_import(adapter_of(lib).imports, worker_env(), ROOT,
+                                              opts.timeout, directory)
     note = f"threads after import: {threads}"
     if note not in notes:
         notes.append(note)
@@ -346,12 +354,12 @@ def run_all(opts: argparse.Namespace, libs: List[str]) -> List[Row]:
         for role in workload.roles:
             cell_libs, rows = [], {}
             for lib in libs:
-                reason = supports(ADAPTERS[lib], workload, role)
+                reason = supports(adapter_of(lib), workload, role)
                 row = Row(workload, role, lib)
                 if reason:
                     row.notes.append("n/a: " + reason)
                     said = workload.kind == "idle-cpu" and reason not in ("no client", "no server")
-                    shown = said or ADAPTERS[lib].name in opts.show_na
+                    shown = said or adapter_of(lib).name in opts.show_na
                     if lib != BASELINE and shown:
                         all_rows.append(row)
                     continue
@@ -380,8 +388,9 @@ def header_lines(opts: argparse.Namespace, libs: List[str], skipped: Dict[str, s
         f"python {python}, {platform.platform()}, {os.cpu_count() or 0} CPUs, load average {load:.2f}",
         f"mode: {'quick' if opts.quick else 'full'}, rounds: {opts.rounds}, conns (idle/idle-cpu): {conns}, "
         f"CPUs (server, client): {opts.cpus or 'not pinned'}",
-        "libraries: " + ", ".join(f"{n} {library_version(ADAPTERS[n])}" for n in libs),
     ]
+    if libs:
+        lines.append("libraries: " + ", ".join(f"{n} {library_version(ADAPTERS[n])}" for n in libs))
     lines += [f"skipped {name}: {reason}" for name, reason in skipped.items()]
     if load > 0.5:
         lines.append(f"WARNING: the machine is busy (load {load:.2f}): expect noisy wall-clock numbers; "
@@ -432,6 +441,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--pin", choices=("none", "split", "same"), default="none",
                         help="CPU pinning of (server, client) processes: none (default), "
                         "split = two different CPUs, same = both on one CPU")
+    parser.add_argument("--compare", metavar="REV",
+                        help="measure the working tree's simplews against REV's (a temporary git "
+                        "worktree), interleaved; only simplews rows, no baseline")
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
     parser.add_argument("--json", metavar="FILE", help="also write all samples as JSON")
     parser.add_argument("--profile", metavar="DIR",
@@ -451,10 +463,13 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         opts.only = {n for w in opts.only for n in GROUPS.get(w, (w,))}
     opts.cpus = pick_cpus(opts.pin)
     opts.tls = None
+    opts.sides = {}  # library label -> directory its simplews is imported from (compare mode)
     if opts.rounds < 1 or (opts.conns is not None and opts.conns < 1):
         parser.error("--rounds and --conns must be positive")
     if opts.idle_window is not None and opts.idle_window <= 0:
         parser.error("--idle-window must be positive")
+    if opts.compare and opts.libs:
+        parser.error("--compare measures simplews only: no --libs")
     return opts
 
 
@@ -471,11 +486,23 @@ def write_outputs(opts: argparse.Namespace, head: List[str], rows: List[Row]) ->
             out.write("`vs raw`: median / raw TCP median in the same run "
                       "(throughput: higher is better; idle KiB/conn: lower is better).\n")
     if opts.json:
-        with open(opts.json, "w") as out:
-            json.dump([{"workload": r.workload.name, "role": r.role, "lib": r.lib,
-                        "unit": r.workload.unit, "samples": r.samples, "median": r.median,
-                        "ratio": r.ratio, "errors": r.errors, "notes": r.notes}
-                       for r in rows], out, indent=1)
+        write_json(opts.json, rows)
+
+
+def write_json(path: str, rows: List[Row]) -> None:
+    """Every sample of every row, as JSON."""
+    with open(path, "w") as out:
+        json.dump([{"workload": r.workload.name, "role": r.role, "lib": r.lib,
+                    "unit": r.workload.unit, "samples": r.samples, "median": r.median,
+                    "cpu_samples": r.cpu_samples, "cpu_median": r.cpu_median,
+                    "ratio": r.ratio, "errors": r.errors, "notes": r.notes}
+                   for r in rows], out, indent=1)
+
+
+def prepare_tls(opts: argparse.Namespace, scratch: str) -> None:
+    """Make the run's certificates in ``scratch`` if a selected workload uses TLS."""
+    if any(w.tls for w in WORKLOADS if not opts.only or w.name in opts.only):
+        opts.tls = make_files(scratch)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -483,6 +510,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     opts = parse_args(argv)
     atexit.register(kill_all)
     signal.signal(signal.SIGTERM, _on_signal)
+    if opts.compare:
+        from benchmarks.compare import run_compare
+        return run_compare(opts)
     wanted = [BASELINE] + [n for n in (opts.libs or ADAPTERS) if n != BASELINE]
     libs, skipped = probe_adapters(wanted)
     if BASELINE not in libs:
@@ -492,8 +522,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log("\n".join(head))
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="simplews-bench-") as scratch:
-        if any(w.tls for w in WORKLOADS if not opts.only or w.name in opts.only):
-            opts.tls = make_files(scratch)
+        prepare_tls(opts, scratch)
         try:
             rows = run_all(opts, libs)
         finally:

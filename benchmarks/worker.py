@@ -126,6 +126,14 @@ def run_client(config: Dict[str, Any], channel: Channel) -> Final:
     return "result", result
 
 
+def _import_simplews_from(directory: str) -> None:
+    """Import simplews from ``directory`` only (compare mode); fail if anything came from elsewhere."""
+    from benchmarks.pinned import check, pin
+    pin(directory)
+    import simplews  # noqa: F401
+    check(directory)
+
+
 def _raise_fd_limit() -> None:
     """Raise the soft limit on open files to the hard one (many-connection workloads)."""
     import resource
@@ -196,6 +204,8 @@ def main(argv: List[str]) -> None:
         config = json.loads(argv[1])
         if hasattr(signal, "alarm"):
             signal.alarm(int(config["timeout"]) + 10)
+        if config.get("simplews_dir"):
+            _import_simplews_from(config["simplews_dir"])
         if config["params"]["conns"] > 1:
             _raise_fd_limit()
         if config.get("cpu") is not None:
@@ -209,6 +219,9 @@ def main(argv: List[str]) -> None:
         traceback.print_exc()
         kind, fields = "error", {"message": f"{type(exc).__name__}: {exc}"}
     try:
+        if code == 0 and config.get("simplews_dir"):  # modules imported lazily during the run too
+            from benchmarks.pinned import check
+            check(config["simplews_dir"])
         if profiler is not None:
             profiler.dump(config["profile"])
         channel.emit(kind, **fields)
