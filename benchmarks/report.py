@@ -20,6 +20,8 @@ class Row:
     cpu_samples: List[float] = dataclasses.field(default_factory=list)
     errors: List[str] = dataclasses.field(default_factory=list)
     notes: List[str] = dataclasses.field(default_factory=list)
+    # round -> CPU us/op of that round's sample (the metric where there is no CPU figure)
+    by_round: Dict[int, float] = dataclasses.field(default_factory=dict)
     ratio: Optional[float] = None
     cpu_ratio: Optional[float] = None
 
@@ -157,12 +159,22 @@ def _markdown(lines: List[List[str]], headers: List[str], right: Set[int]) -> st
 # --------------------------------------------------------------------------
 
 COMPARE_HEADERS = ["workload", "role", "unit", "new", "old", "new/old", "CPU us/op new",
-                   "CPU us/op old", "CPU new/old", "n", "note"]
-COMPARE_RIGHT = {3, 4, 5, 6, 7, 8, 9}
+                   "CPU us/op old", "CPU new/old", "paired (min-max)", "n", "note"]
+COMPARE_RIGHT = {3, 4, 5, 6, 7, 8, 9, 10}
 
 
 def _ratio(new: Optional[float], old: Optional[float]) -> str:
     return f"{new / old:.3f}" if new is not None and old else ""
+
+
+def _paired(new: Row, old: Row) -> str:
+    """Median and range of the per-round ratios new/old (same round: adjacent in time),
+    of CPU us/op, or of the metric for rows without a CPU figure."""
+    ratios = sorted(new.by_round[r] / old.by_round[r] for r in new.by_round
+                    if r in old.by_round and old.by_round[r])
+    if not ratios:
+        return ""
+    return f"{statistics.median(ratios):.3f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
 
 
 def _compare_cells(new: Row, old: Row) -> List[str]:
@@ -175,6 +187,7 @@ def _compare_cells(new: Row, old: Row) -> List[str]:
         f"{new.cpu_median:.2f}" if new.cpu_median is not None else "",
         f"{old.cpu_median:.2f}" if old.cpu_median is not None else "",
         _ratio(new.cpu_median, old.cpu_median),
+        _paired(new, old),
         f"{len(new.samples)}/{len(old.samples)}",
         note[:90],
     ]

@@ -334,6 +334,7 @@ def run_cell_rounds(workload: Workload, role: str, libs: List[str],
             try:
                 sample = measure(workload, role, lib, opts, row.notes)
                 row.samples.append(sample.value)
+                row.by_round[rnd] = sample.cpu_us if sample.cpu_us is not None else sample.value
                 shown = f"{sample.value:.1f} {workload.unit}"
                 if sample.cpu_us is not None:
                     row.cpu_samples.append(sample.cpu_us)
