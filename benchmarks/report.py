@@ -93,8 +93,8 @@ def target_text(row: Row) -> str:
 def _fmt_value(value: Optional[float], unit: str = "") -> str:
     if value is None:
         return "-"
-    if unit == "% core":
-        return f"{value:.2f}"
+    if unit == "% core":  # idle figures: ~0.003 for a process that does nothing
+        return f"{value:.3f}" if value < 1 else f"{value:.2f}"
     if value >= 100:
         return f"{value:,.0f}"
     return f"{value:,.1f}"
