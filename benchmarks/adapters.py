@@ -1,10 +1,12 @@
 """Adapters: one small shim per library, reducing it to a common shape.
 
-Client side: ``connect(url)`` returns a :class:`~benchmarks.apps.ClientConn`
+Client side: ``connect(endpoint)`` returns a :class:`~benchmarks.apps.ClientConn`
 made of the library's own bound methods (no wrapper call per message).
-Server side: ``serve(make_on_message)`` starts the library's server on
+Server side: ``serve(make_on_message, tls)`` starts the library's server on
 127.0.0.1, port 0, and returns a :class:`ServerHandle`; the handler is the
-library's most direct per-message path.
+library's most direct per-message path.  With TLS files (the ``*-tls``
+workloads) each library gets a default ``ssl`` context built from them, in
+whatever way its API takes one.
 
 Libraries are imported lazily inside the adapter functions, so a library
 that is not installed only skips its own rows.
@@ -14,7 +16,8 @@ Settings that differ from a library's defaults, for fairness:
 * compression off everywhere (``compression=None``; the fixed peers never
   negotiate extensions anyway);
 * keepalive pings off (``ping_interval=None``) where a library has them on
-  by default (websockets), so no background traffic disturbs the counts.
+  by default (websockets), so no background traffic disturbs the counts;
+  only ``idle-cpu-ka`` (``Endpoint.keepalive``) leaves them at the default.
 
 Everything else (buffer sizes, size limits, UTF-8 validation, Nagle,
 thread-safety locks) is the library's default.
@@ -28,6 +31,7 @@ from typing import Any, Callable, Dict, Optional, Set
 
 from benchmarks.apps import ClientConn, OnMessage
 from benchmarks.codec import read_http_head
+from benchmarks.tls import TlsFiles, client_context, server_context
 
 Broadcast = Callable[[str], object]
 MakeHandler = Callable[[Optional[Broadcast]], OnMessage]
@@ -42,21 +46,36 @@ class ServerHandle:
 
 
 @dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """Where and how a client connects: ``url`` is ``wss://`` when ``tls`` is set."""
+
+    url: str
+    host: str
+    port: int
+    tls: Optional[TlsFiles] = None
+    keepalive: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class Adapter:
     """How to drive one library; ``client``/``server`` are None if unsupported.
 
     ``imports`` is what a client process runs to get the client entry point
     (attribute access included, so lazy imports are counted); ``probe``
-    checks that the library is usable at all.
+    checks that the library is usable at all.  ``keepalive``: its client
+    pings by default.  ``idle_cpu_note``: why ``idle-cpu`` is not measured
+    for its client (said in the table instead of a made-up figure).
     """
 
     name: str
     imports: str
     dist: Optional[str]
     probe: str
-    client: Optional[Callable[[str, str, int], ClientConn]] = None
-    server: Optional[Callable[[MakeHandler], ServerHandle]] = None
+    client: Optional[Callable[[Endpoint], ClientConn]] = None
+    server: Optional[Callable[[MakeHandler, Optional[TlsFiles]], ServerHandle]] = None
     server_binary: bool = True
+    keepalive: bool = False
+    idle_cpu_note: str = ""
     note: str = ""
 
 
@@ -66,16 +85,29 @@ def _start_thread(target: Callable[[], object]) -> None:
 
 # -- raw TCP --------------------------------------------------------------
 
-def raw_client(url: str, host: str, port: int) -> ClientConn:
+def _client_ssl(endpoint: Endpoint) -> Any:
+    return client_context(endpoint.tls) if endpoint.tls else None
+
+
+def _server_ssl(tls: Optional[TlsFiles]) -> Any:
+    return server_context(tls) if tls else None
+
+
+def _keepalive(endpoint: Endpoint) -> Dict[str, Any]:
+    """Keyword arguments: the library's default keepalive, or ``ping_interval=None``."""
+    return {} if endpoint.keepalive else {"ping_interval": None}
+
+
+def raw_client(endpoint: Endpoint) -> ClientConn:
     from benchmarks.raw import RawConnection
-    conn = RawConnection.connect(host, port)
+    conn = RawConnection.connect(endpoint.host, endpoint.port, context=_client_ssl(endpoint))
     return ClientConn(conn.send_text, conn.send_binary, conn.recv, conn.close)
 
 
-def raw_server(make_handler: MakeHandler) -> ServerHandle:
+def raw_server(make_handler: MakeHandler, tls: Optional[TlsFiles]) -> ServerHandle:
     from benchmarks.raw import RawServer
     holder: Dict[str, RawServer] = {}
-    server = RawServer(make_handler(lambda m: holder["s"].broadcast(m)))
+    server = RawServer(make_handler(lambda m: holder["s"].broadcast(m)), context=_server_ssl(tls))
     holder["s"] = server
     server.start()
     return ServerHandle(server.port, server.shutdown)
@@ -83,13 +115,13 @@ def raw_server(make_handler: MakeHandler) -> ServerHandle:
 
 # -- websockets (sync API) -------------------------------------------------
 
-def websockets_client(url: str, host: str, port: int) -> ClientConn:
+def websockets_client(endpoint: Endpoint) -> ClientConn:
     from websockets.sync.client import connect
-    ws = connect(url, compression=None, ping_interval=None)
+    ws = connect(endpoint.url, compression=None, ssl=_client_ssl(endpoint), **_keepalive(endpoint))
     return ClientConn(ws.send, ws.send, ws.recv, ws.close)
 
 
-def websockets_server(make_handler: MakeHandler) -> ServerHandle:
+def websockets_server(make_handler: MakeHandler, tls: Optional[TlsFiles]) -> ServerHandle:
     from websockets.sync.server import broadcast, serve
     holder: Dict[str, Any] = {}
     on_message = make_handler(lambda m: broadcast(holder["s"].connections, m))
@@ -99,7 +131,7 @@ def websockets_server(make_handler: MakeHandler) -> ServerHandle:
         for message in ws:
             on_message(send, message)
 
-    server = serve(handler, "127.0.0.1", 0, compression=None, ping_interval=None)
+    server = serve(handler, "127.0.0.1", 0, compression=None, ping_interval=None, ssl=_server_ssl(tls))
     holder["s"] = server
     _start_thread(server.serve_forever)
     return ServerHandle(server.socket.getsockname()[1], server.shutdown)
@@ -107,17 +139,18 @@ def websockets_server(make_handler: MakeHandler) -> ServerHandle:
 
 # -- websocket-client (client only) ----------------------------------------
 
-def websocket_client_client(url: str, host: str, port: int) -> ClientConn:
+def websocket_client_client(endpoint: Endpoint) -> ClientConn:
     import websocket
-    ws = websocket.create_connection(url)
+    sslopt = {"context": client_context(endpoint.tls)} if endpoint.tls else None
+    ws = websocket.create_connection(endpoint.url, sslopt=sslopt)
     return ClientConn(ws.send, ws.send_binary, ws.recv, ws.close)
 
 
 # -- simple-websocket --------------------------------------------------------
 
-def simple_websocket_client(url: str, host: str, port: int) -> ClientConn:
+def simple_websocket_client(endpoint: Endpoint) -> ClientConn:
     import simple_websocket
-    ws = simple_websocket.Client.connect(url)
+    ws = simple_websocket.Client.connect(endpoint.url, ssl_context=_client_ssl(endpoint))
     return ClientConn(ws.send, ws.send, ws.receive, ws.close)
 
 
@@ -130,9 +163,10 @@ def _wsgi_environ(head: bytes, sock: Any) -> dict:
     return environ
 
 
-def simple_websocket_server(make_handler: MakeHandler) -> ServerHandle:
+def simple_websocket_server(make_handler: MakeHandler, tls: Optional[TlsFiles]) -> ServerHandle:
     """Thread per connection, like werkzeug's threaded server, then
-    ``simple_websocket.Server.accept(environ)`` and a ``receive()`` loop."""
+    ``simple_websocket.Server.accept(environ)`` and a ``receive()`` loop
+    (over TLS, werkzeug hands it the ``ssl``-wrapped socket: so do we)."""
     import socket
 
     import simple_websocket
@@ -150,9 +184,12 @@ def simple_websocket_server(make_handler: MakeHandler) -> ServerHandle:
         return len(targets)
 
     on_message = make_handler(broadcast)
+    context = _server_ssl(tls)
 
     def serve_connection(sock: socket.socket) -> None:
         try:
+            if context is not None:
+                sock = context.wrap_socket(sock, server_side=True)
             head, _rest = read_http_head(sock)
             ws = simple_websocket.Server.accept(_wsgi_environ(head, sock))
         except Exception:  # noqa: BLE001
@@ -186,11 +223,18 @@ def simple_websocket_server(make_handler: MakeHandler) -> ServerHandle:
 
 # -- websocket-server (server only, text only) ------------------------------
 
-def websocket_server_server(make_handler: MakeHandler) -> ServerHandle:
+def websocket_server_server(make_handler: MakeHandler, tls: Optional[TlsFiles]) -> ServerHandle:
+    """Its TLS is its own ``key=``/``cert=`` files (it calls ``ssl.wrap_socket``)."""
     import logging
+    import ssl
 
     from websocket_server import WebsocketServer
-    server = WebsocketServer(host="127.0.0.1", port=0, loglevel=logging.WARNING)
+    files: Dict[str, Any] = {}
+    if tls is not None:
+        if not hasattr(ssl, "wrap_socket"):  # removed in 3.12: it would fall back to plain TCP
+            raise RuntimeError("websocket-server's TLS needs ssl.wrap_socket (Python < 3.12)")
+        files = {"key": tls.key, "cert": tls.cert}
+    server = WebsocketServer(host="127.0.0.1", port=0, loglevel=logging.WARNING, **files)
     on_message = make_handler(server.send_message_to_all)
     server.set_fn_message_received(
         lambda client, _server, message: on_message(client["handler"].send_message, message)
@@ -201,19 +245,21 @@ def websocket_server_server(make_handler: MakeHandler) -> ServerHandle:
 
 # -- simplews ----------------------------------------------------------------
 
-def simplews_client(url: str, host: str, port: int) -> ClientConn:
+def simplews_client(endpoint: Endpoint) -> ClientConn:
     import simplews
-    ws = simplews.connect(url, compression=None, ping_interval=None)
+    ws = simplews.connect(endpoint.url, compression=None, ssl_context=_client_ssl(endpoint),
+                          **_keepalive(endpoint))
     return ClientConn(ws.send, ws.send, ws.recv, ws.close)
 
 
-def simplews_server(make_handler: MakeHandler) -> ServerHandle:
+def simplews_server(make_handler: MakeHandler, tls: Optional[TlsFiles]) -> ServerHandle:
     import simplews
     holder: Dict[str, Any] = {}
     on_message = make_handler(lambda m: holder["s"].broadcast(m))
     server = simplews.Server(
         on_message=lambda ws, message: on_message(ws.send, message),
         host="127.0.0.1", port=0, compression=None, ping_interval=None,
+        ssl_context=_server_ssl(tls),
     )
     holder["s"] = server
     server.start()
@@ -225,11 +271,12 @@ ADAPTERS: Dict[str, Adapter] = {a.name: a for a in (
             client=raw_client, server=raw_server),
     Adapter("websockets", "from websockets.sync.client import connect", "websockets",
             "import websockets.sync.client, websockets.sync.server",
-            client=websockets_client, server=websockets_server,
+            client=websockets_client, server=websockets_server, keepalive=True,
             note="sync API, compression=None, ping_interval=None"),
     Adapter("websocket-client", "import websocket; websocket.create_connection", "websocket-client",
             "import websocket; websocket.create_connection",
-            client=websocket_client_client),
+            client=websocket_client_client,
+            idle_cpu_note="no background thread: 0 by construction, not measured"),
     Adapter("simple-websocket", "import simple_websocket; simple_websocket.Client", "simple-websocket",
             "import simple_websocket; simple_websocket.Server.accept",
             client=simple_websocket_client, server=simple_websocket_server),
@@ -239,7 +286,7 @@ ADAPTERS: Dict[str, Adapter] = {a.name: a for a in (
             note="no binary frames: upload workloads n/a"),
     Adapter("simplews", "import simplews; simplews.connect", None,
             "import simplews; simplews.connect; simplews.Server",
-            client=simplews_client, server=simplews_server),
+            client=simplews_client, server=simplews_server, keepalive=True),
 )}
 
 BASELINE = "raw-tcp"

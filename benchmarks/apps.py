@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable, Optional, Union
+from typing import Callable, List, Optional, Union
 
 Message = Union[str, bytes]
 Send = Callable[[Message], None]
@@ -150,6 +150,33 @@ def _client_stream(conn: ClientConn, params: dict, sync: Sync) -> dict:
     if last != "x" * params["size"]:
         raise AssertionError(f"bad stream message: {last[:40]!r}")
     return {"count": count, "seconds": seconds}
+
+
+def run_idle(connect: Callable[[], ClientConn], params: dict, sync: Sync) -> dict:
+    """Hold ``conns`` connections that nobody reads for ``window`` seconds.
+
+    ``sync("start")`` / ``sync("end")`` bracket the window (the process's CPU
+    time is read there); the main thread sleeps through it, so whatever CPU
+    the process spends is the library's background work.  Afterwards every
+    connection must still echo one message (none was closed by keepalive).
+    """
+    conns: List[ClientConn] = []
+    for _ in range(params["conns"]):
+        try:
+            conns.append(connect())
+        except Exception as exc:  # noqa: BLE001 - reported with the count reached
+            raise ConnectionError(f"connection {len(conns)} failed: {exc!r}") from exc
+    sync("start")
+    start = time.perf_counter()
+    time.sleep(params["window"])
+    seconds = time.perf_counter() - start
+    sync("end")
+    for n, conn in enumerate(conns):
+        conn.send_text("alive?")
+        reply = conn.recv()
+        if reply != "alive?":
+            raise AssertionError(f"connection {n} answered {reply!r} after the idle window")
+    return {"count": len(conns), "seconds": seconds}
 
 
 def _client_upload(conn: ClientConn, params: dict, sync: Sync) -> dict:

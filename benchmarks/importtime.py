@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 MARK = "@@benchmarks-import@@"
 SCRIPT = (
+    "{pin}"
     f"import sys, time; sys.stderr.write({MARK!r} + '\\n'); t = time.process_time(); "
-    "{imports}; t = time.process_time() - t; import os; "
+    "{imports}; t = time.process_time() - t; import os; {check}"
     "print(len(os.listdir('/proc/self/task')), t)"
 )
 
@@ -47,10 +48,18 @@ def parse_importtime(stderr: str) -> float:
     return total_us / 1000.0
 
 
-def measure_import(imports: str, env: Dict[str, str], cwd: str, timeout: float) -> Tuple[float, float, int]:
-    """Return (wall ms, CPU ms, OS threads after) for ``imports`` in a fresh process."""
+def measure_import(imports: str, env: Dict[str, str], cwd: str, timeout: float,
+                   simplews_dir: Optional[str] = None) -> Tuple[float, float, int]:
+    """Return (wall ms, CPU ms, OS threads after) for ``imports`` in a fresh process.
+
+    With ``simplews_dir`` the process fails unless simplews came from there.
+    """
+    pin = check = ""
+    if simplews_dir is not None:  # compare mode: simplews from that directory only
+        pin = f"from benchmarks.pinned import check, pin; pin({simplews_dir!r}); "
+        check = f"check({simplews_dir!r}); "
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", SCRIPT.format(imports=imports)],
+        [sys.executable, "-X", "importtime", "-c", SCRIPT.format(pin=pin, imports=imports, check=check)],
         capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout,
     )
     if proc.returncode != 0:

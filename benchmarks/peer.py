@@ -7,16 +7,19 @@ and where the expected bytes are known in advance (replies to our own
 requests, streams, broadcasts) the peer only counts bytes instead of parsing
 frames.  It does not validate what it receives (no UTF-8 check, binary
 payloads are skipped unread); correctness is spot-checked on the last
-message of each run.
+message of each run.  With TLS files it speaks TLS (the ``ssl`` module's
+defaults, TLS 1.3 checked) and is otherwise the same code.
 """
 
 from __future__ import annotations
 
 import select
+import selectors
 import socket
+import sys
 import threading
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 from benchmarks.codec import (
     CODECS,
@@ -24,8 +27,10 @@ from benchmarks.codec import (
     OP_PING,
     OP_PONG,
     OP_TEXT,
+    Event,
     Scanner,
 )
+from benchmarks.tls import TlsFiles, check_version, server_context, wrap_client
 
 RECV_BUFFER = 4 * 1024 * 1024
 STREAM_BATCH = 1000
@@ -50,10 +55,12 @@ class FixedServer:
     * ``upload``: count data messages; a text message asks for the count.
     """
 
-    def __init__(self, codec_name: str, params: dict, timeout: float) -> None:
+    def __init__(self, codec_name: str, params: dict, timeout: float,
+                 tls: Optional[TlsFiles] = None) -> None:
         self.codec = CODECS[codec_name]
         self.params = params
         self.timeout = timeout
+        self.context = server_context(tls) if tls else None
         self.listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
         self.port = self.listener.getsockname()[1]
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
@@ -78,12 +85,27 @@ class FixedServer:
 
     def _serve(self, sock: socket.socket) -> None:
         try:
+            _nodelay(sock)
+            sock.settimeout(self.timeout)
+            if self.context is not None:
+                sock = self._tls(sock)
             with sock:
-                _nodelay(sock)
-                sock.settimeout(self.timeout)
                 self._serve_frames(sock)
         except (OSError, ValueError):
-            pass
+            sock.close()
+
+    def _tls(self, sock: socket.socket) -> socket.socket:
+        """Server-side TLS handshake; a failure is logged (the client only sees a close)."""
+        assert self.context is not None
+        tls: Optional[socket.socket] = None
+        try:
+            tls = self.context.wrap_socket(sock, server_side=True)
+            check_version(tls)
+            return tls
+        except OSError as exc:
+            print(f"fixed server: TLS failed: {exc!r}", file=sys.stderr, flush=True)
+            (tls or sock).close()
+            raise
 
     def _serve_frames(self, sock: socket.socket) -> None:
         codec = self.codec
@@ -132,6 +154,90 @@ class FixedServer:
             sock.sendall(self.reply * rest)
 
 
+class IdleServer:
+    """The fixed server of ``idle-cpu``: holds connections and sends nothing.
+
+    One thread and one selector for all connections (10,000 threads with
+    4 MiB buffers would not fit): it accepts, does the handshake, then only
+    answers what arrives: a pong for each ping, a close for a close, and an
+    echo of a data message (the client's check, after the measured window,
+    that every connection is still open).
+    """
+
+    def __init__(self, codec_name: str, params: dict, timeout: float) -> None:
+        self.codec = CODECS[codec_name]
+        self.timeout = timeout
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+        self.port = self.listener.getsockname()[1]
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.listener, selectors.EVENT_READ)
+        self.buf = bytearray(64 * 1024)
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> None:
+        """Start serving in a daemon thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving; the connections are dropped with the process."""
+        self._stopped = True
+        self._thread.join(2.0)
+        self.listener.close()
+
+    def _loop(self) -> None:
+        while not self._stopped:
+            for key, _events in self.selector.select(0.5):
+                if key.fileobj is self.listener:
+                    self._accept()
+                else:
+                    self._readable(key.fileobj, key.data)  # type: ignore[arg-type]
+
+    def _accept(self) -> None:
+        sock, _ = self.listener.accept()
+        try:
+            _nodelay(sock)
+            sock.settimeout(self.timeout)
+            pending = self.codec.server_handshake(sock)
+            sock.setblocking(False)
+        except OSError as exc:
+            print(f"idle server: handshake failed: {exc!r}", file=sys.stderr, flush=True)
+            sock.close()
+            return
+        scanner = Scanner(self.codec)
+        self.selector.register(sock, selectors.EVENT_READ, scanner)
+        if pending:
+            self._answer(sock, scanner.feed(memoryview(pending)))
+
+    def _readable(self, sock: socket.socket, scanner: Scanner) -> None:
+        try:
+            n = sock.recv_into(self.buf)
+        except BlockingIOError:
+            return
+        except OSError:
+            n = 0
+        if not n or not self._answer(sock, scanner.feed(memoryview(self.buf)[:n])):
+            self.selector.unregister(sock)
+            sock.close()
+
+    def _answer(self, sock: socket.socket, events: List[Event]) -> bool:
+        """Reply to what arrived (small frames: a non-blocking send takes them);
+        False once the connection is over."""
+        codec = self.codec
+        try:
+            for opcode, _fin, payload in events:
+                if opcode == OP_CLOSE:
+                    sock.sendall(codec.close_frame(masked=False))
+                    return False
+                if opcode == OP_PING:
+                    sock.sendall(codec.frame(payload or b"", False, False, opcode=OP_PONG))
+                elif opcode == OP_TEXT:
+                    sock.sendall(codec.frame(payload or b"", True, False))
+        except OSError:
+            return False
+        return True
+
+
 # --------------------------------------------------------------------------
 # Fixed clients (face the libraries' servers: "server role" workloads)
 # --------------------------------------------------------------------------
@@ -145,9 +251,11 @@ class FixedClient:
     the library process's CPU time there).
     """
 
-    def __init__(self, codec_name: str, port: int, params: dict, timeout: float) -> None:
+    def __init__(self, codec_name: str, port: int, params: dict, timeout: float,
+                 tls: Optional[TlsFiles] = None) -> None:
         self.codec = CODECS[codec_name]
         self.port = port
+        self.tls = tls
         self.params = params
         self.timeout = timeout
         self.buf = bytearray(RECV_BUFFER)
@@ -162,6 +270,8 @@ class FixedClient:
         """Open one connection and complete the handshake."""
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
         _nodelay(sock)
+        if self.tls is not None:
+            sock = wrap_client(sock, self.tls)
         if self.codec.client_handshake(sock, self.port):
             raise ConnectionError("unexpected data right after the handshake")
         return sock

@@ -5,12 +5,15 @@ with one ``sendall`` (two for large payloads, so they are never copied to
 prepend a header), read with ``recv_into`` a reusable per-connection buffer,
 and a thread-per-connection server calling the handler on the connection's
 own thread.  Every workload runs the same pattern over this baseline; the
-ratios in the results table are library / baseline.
+ratios in the results table are library / baseline.  With an
+``ssl.SSLContext`` both sides run the same code over ``ssl``-wrapped
+sockets (the raw TLS baseline of the ``*-tls`` workloads).
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from typing import Callable, Optional, Set, Union
 
@@ -37,9 +40,13 @@ class RawConnection:
         self._lock = threading.Lock()
 
     @classmethod
-    def connect(cls, host: str, port: int, timeout: Optional[float] = None) -> RawConnection:
-        """Open a client connection."""
-        return cls(socket.create_connection((host, port), timeout=timeout))
+    def connect(cls, host: str, port: int, timeout: Optional[float] = None,
+                context: Optional[ssl.SSLContext] = None) -> RawConnection:
+        """Open a client connection (over TLS with ``context``)."""
+        sock = socket.create_connection((host, port), timeout=timeout)
+        if context is not None:
+            sock = context.wrap_socket(sock, server_hostname=host)
+        return cls(sock)
 
     def send(self, message: Message) -> None:
         """Send a str as text or a bytes-like object as binary."""
@@ -125,8 +132,10 @@ Handler = Callable[[Callable[[Message], None], Message], None]
 class RawServer:
     """Thread-per-connection server: ``on_message(send, message)`` per message."""
 
-    def __init__(self, on_message: Handler, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, on_message: Handler, host: str = "127.0.0.1", port: int = 0,
+                 context: Optional[ssl.SSLContext] = None) -> None:
         self.on_message = on_message
+        self.context = context
         self.listener = socket.create_server((host, port), backlog=1024)
         self.port = self.listener.getsockname()[1]
         self.connections: Set[RawConnection] = set()
@@ -162,6 +171,12 @@ class RawServer:
             threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
 
     def _serve(self, sock: socket.socket) -> None:
+        if self.context is not None:  # the TLS handshake runs on the connection's thread
+            try:
+                sock = self.context.wrap_socket(sock, server_side=True)
+            except OSError:
+                sock.close()
+                return
         conn = RawConnection(sock, SERVER_BUFFER)
         with self._lock:
             self.connections.add(conn)

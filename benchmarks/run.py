@@ -29,7 +29,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 from benchmarks.adapters import ADAPTERS, BASELINE, Adapter
 from benchmarks.importtime import measure_import
 from benchmarks.report import Row, compute_ratios, markdown_table, text_table
-from benchmarks.workloads import CLIENT, MIB, SERVER, WORKLOADS, WORKLOADS_BY_NAME, Workload
+from benchmarks.tls import make_files
+from benchmarks.workloads import CLIENT, GROUPS, MIB, SERVER, WORKLOADS, WORKLOADS_BY_NAME, Workload
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT = 30.0
@@ -198,18 +199,25 @@ class Sample:
     cpu_us: Optional[float] = None
 
 
+def adapter_of(lib: str) -> Adapter:
+    """The adapter behind a library label (``simplews@REV`` in compare mode is simplews)."""
+    return ADAPTERS[lib.partition("@")[0]]
+
+
 def measure(workload: Workload, role: str, lib: str, opts: argparse.Namespace,
             notes: List[str]) -> Sample:
     """Run one measurement of ``lib`` and return the workload's metric."""
-    params = workload.params(opts.quick, opts.conns)
+    params = workload.params(opts.quick, opts.conns, opts.idle_window)
     if workload.kind == "import":
         return _measure_import(lib, opts, notes)
     codec = "raw" if lib == BASELINE else "ws"
-    common = {"params": params, "codec": codec, "timeout": opts.timeout}
+    common = {"params": params, "codec": codec, "timeout": opts.timeout,
+              "tls": opts.tls.to_json() if workload.tls else None}
     fixed_side, lib_side = (SERVER, CLIENT) if role == CLIENT else (CLIENT, SERVER)
     configs = {
         fixed_side: dict(common, side=fixed_side, impl="fixed"),
-        lib_side: dict(common, side=lib_side, impl=lib),
+        lib_side: dict(common, side=lib_side, impl=adapter_of(lib).name,
+                       simplews_dir=opts.sides.get(lib)),
     }
     if opts.cpus:
         configs[SERVER]["cpu"], configs[CLIENT]["cpu"] = opts.cpus
@@ -232,6 +240,11 @@ def measure(workload: Workload, role: str, lib: str, opts: argparse.Namespace,
             seen[name] = server.read(START_TIMEOUT)["seconds"]
 
     result = run_pair(configs[SERVER], configs[CLIENT], opts.timeout, on_phase)
+    if workload.kind == "idle-cpu":
+        note = f"{params['conns']} conns, {params['window']:g} s window"
+        if note not in notes:
+            notes.append(note)
+        return Sample(100.0 * (seen["end"] - seen["start"]) / result["seconds"])
     if workload.kind == "idle":
         return Sample((seen["loaded"] - seen["warm"]) / params["conns"])
     cpu_us = (seen["end"] - seen["start"]) * 1e6 / result["count"]
@@ -241,7 +254,9 @@ def measure(workload: Workload, role: str, lib: str, opts: argparse.Namespace,
 
 
 def _measure_import(lib: str, opts: argparse.Namespace, notes: List[str]) -> Sample:
-    wall_ms, cpu_ms, threads = measure_import(ADAPTERS[lib].imports, worker_env(), ROOT, opts.timeout)
+    directory = opts.sides.get(lib)
+    wall_ms, cpu_ms, threads = measure_import(adapter_of(lib).imports, worker_env(), ROOT,
+                                              opts.timeout, directory)
     note = f"threads after import: {threads}"
     if note not in notes:
         notes.append(note)
@@ -277,6 +292,10 @@ def supports(adapter: Adapter, workload: Workload, role: str) -> Optional[str]:
         return "no server"
     if role == SERVER and workload.binary and not adapter.server_binary:
         return "no binary frames"
+    if workload.kind == "idle-cpu" and adapter.idle_cpu_note:
+        return adapter.idle_cpu_note
+    if workload.keepalive and not adapter.keepalive:
+        return "no keepalive by default: the same as idle-cpu-off"
     return None
 
 
@@ -315,6 +334,7 @@ def run_cell_rounds(workload: Workload, role: str, libs: List[str],
             try:
                 sample = measure(workload, role, lib, opts, row.notes)
                 row.samples.append(sample.value)
+                row.by_round[rnd] = sample.cpu_us if sample.cpu_us is not None else sample.value
                 shown = f"{sample.value:.1f} {workload.unit}"
                 if sample.cpu_us is not None:
                     row.cpu_samples.append(sample.cpu_us)
@@ -335,11 +355,13 @@ def run_all(opts: argparse.Namespace, libs: List[str]) -> List[Row]:
         for role in workload.roles:
             cell_libs, rows = [], {}
             for lib in libs:
-                reason = supports(ADAPTERS[lib], workload, role)
+                reason = supports(adapter_of(lib), workload, role)
                 row = Row(workload, role, lib)
                 if reason:
                     row.notes.append("n/a: " + reason)
-                    if lib != BASELINE and ADAPTERS[lib].name in opts.show_na:
+                    said = workload.kind == "idle-cpu" and reason not in ("no client", "no server")
+                    shown = said or adapter_of(lib).name in opts.show_na
+                    if lib != BASELINE and shown:
                         all_rows.append(row)
                     continue
                 rows[lib] = row
@@ -359,15 +381,17 @@ def header_lines(opts: argparse.Namespace, libs: List[str], skipped: Dict[str, s
     """Context printed above the table."""
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     python = f"{platform.python_version()} ({platform.python_implementation()})"
-    conns = opts.conns or WORKLOADS_BY_NAME["idle"].params(opts.quick)["conns"]
+    conns = "/".join(str(opts.conns or WORKLOADS_BY_NAME[name].params(opts.quick)["conns"])
+                     for name in ("idle", "idle-cpu-off"))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     lines = [
         f"simplews benchmarks, {now}",
         f"python {python}, {platform.platform()}, {os.cpu_count() or 0} CPUs, load average {load:.2f}",
-        f"mode: {'quick' if opts.quick else 'full'}, rounds: {opts.rounds}, idle conns: {conns}, "
+        f"mode: {'quick' if opts.quick else 'full'}, rounds: {opts.rounds}, conns (idle/idle-cpu): {conns}, "
         f"CPUs (server, client): {opts.cpus or 'not pinned'}",
-        "libraries: " + ", ".join(f"{n} {library_version(ADAPTERS[n])}" for n in libs),
     ]
+    if libs:
+        lines.append("libraries: " + ", ".join(f"{n} {library_version(ADAPTERS[n])}" for n in libs))
     lines += [f"skipped {name}: {reason}" for name, reason in skipped.items()]
     if load > 0.5:
         lines.append(f"WARNING: the machine is busy (load {load:.2f}): expect noisy wall-clock numbers; "
@@ -400,7 +424,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help="small counts, 1 round (CI smoke test, < 2 minutes)")
     parser.add_argument("--only", type=lambda s: s.split(","), default=None,
                         metavar="WORKLOAD[,...]",
-                        help="workloads to run: " + ", ".join(WORKLOADS_BY_NAME))
+                        help="workloads to run: " + ", ".join(WORKLOADS_BY_NAME)
+                        + "; or a group: " + ", ".join(sorted(GROUPS)))
     parser.add_argument("--libs", type=lambda s: s.split(","), default=None,
                         metavar="LIB[,...]",
                         help="libraries (raw-tcp is always added): "
@@ -408,12 +433,18 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None,
                         help="rounds per library (default 5, quick 1)")
     parser.add_argument("--conns", type=int, default=None,
-                        help="connections for the idle workload (default 1000, quick 200)")
+                        help="connections for idle, idle-cpu and broadcast (default 1000; quick 200, idle-cpu 50)")
+    parser.add_argument("--idle-window", type=float, default=None, metavar="S",
+                        help="seconds the idle-cpu workloads measure (default 10 for idle-cpu-off, "
+                        "20 = one default ping interval for idle-cpu-ka; quick 1)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds per measurement (default 300, quick 60)")
     parser.add_argument("--pin", choices=("none", "split", "same"), default="none",
                         help="CPU pinning of (server, client) processes: none (default), "
                         "split = two different CPUs, same = both on one CPU")
+    parser.add_argument("--compare", metavar="REV",
+                        help="measure the working tree's simplews against REV's (a temporary git "
+                        "worktree), interleaved; only simplews rows, no baseline")
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
     parser.add_argument("--json", metavar="FILE", help="also write all samples as JSON")
     parser.add_argument("--profile", metavar="DIR",
@@ -425,13 +456,21 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         opts.rounds = 1 if opts.quick else 5
     if opts.timeout is None:
         opts.timeout = 60.0 if opts.quick else 300.0
-    unknown = [w for w in (opts.only or []) if w not in WORKLOADS_BY_NAME]
+    unknown = [w for w in (opts.only or []) if w not in WORKLOADS_BY_NAME and w not in GROUPS]
     unknown += [n for n in (opts.libs or []) if n not in ADAPTERS]
     if unknown:
         parser.error("unknown workload or library: " + ", ".join(unknown))
+    if opts.only:
+        opts.only = {n for w in opts.only for n in GROUPS.get(w, (w,))}
     opts.cpus = pick_cpus(opts.pin)
+    opts.tls = None
+    opts.sides = {}  # library label -> directory its simplews is imported from (compare mode)
     if opts.rounds < 1 or (opts.conns is not None and opts.conns < 1):
         parser.error("--rounds and --conns must be positive")
+    if opts.idle_window is not None and opts.idle_window <= 0:
+        parser.error("--idle-window must be positive")
+    if opts.compare and opts.libs:
+        parser.error("--compare measures simplews only: no --libs")
     return opts
 
 
@@ -448,11 +487,23 @@ def write_outputs(opts: argparse.Namespace, head: List[str], rows: List[Row]) ->
             out.write("`vs raw`: median / raw TCP median in the same run "
                       "(throughput: higher is better; idle KiB/conn: lower is better).\n")
     if opts.json:
-        with open(opts.json, "w") as out:
-            json.dump([{"workload": r.workload.name, "role": r.role, "lib": r.lib,
-                        "unit": r.workload.unit, "samples": r.samples, "median": r.median,
-                        "ratio": r.ratio, "errors": r.errors, "notes": r.notes}
-                       for r in rows], out, indent=1)
+        write_json(opts.json, rows)
+
+
+def write_json(path: str, rows: List[Row]) -> None:
+    """Every sample of every row, as JSON."""
+    with open(path, "w") as out:
+        json.dump([{"workload": r.workload.name, "role": r.role, "lib": r.lib,
+                    "unit": r.workload.unit, "samples": r.samples, "median": r.median,
+                    "cpu_samples": r.cpu_samples, "cpu_median": r.cpu_median,
+                    "ratio": r.ratio, "errors": r.errors, "notes": r.notes}
+                   for r in rows], out, indent=1)
+
+
+def prepare_tls(opts: argparse.Namespace, scratch: str) -> None:
+    """Make the run's certificates in ``scratch`` if a selected workload uses TLS."""
+    if any(w.tls for w in WORKLOADS if not opts.only or w.name in opts.only):
+        opts.tls = make_files(scratch)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -460,6 +511,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     opts = parse_args(argv)
     atexit.register(kill_all)
     signal.signal(signal.SIGTERM, _on_signal)
+    if opts.compare:
+        from benchmarks.compare import run_compare
+        return run_compare(opts)
     wanted = [BASELINE] + [n for n in (opts.libs or ADAPTERS) if n != BASELINE]
     libs, skipped = probe_adapters(wanted)
     if BASELINE not in libs:
@@ -468,10 +522,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     head = header_lines(opts, libs, skipped)
     log("\n".join(head))
     started = time.monotonic()
-    try:
-        rows = run_all(opts, libs)
-    finally:
-        kill_all()
+    with tempfile.TemporaryDirectory(prefix="simplews-bench-") as scratch:
+        prepare_tls(opts, scratch)
+        try:
+            rows = run_all(opts, libs)
+        finally:
+            kill_all()
     log("done in %.0f s" % (time.monotonic() - started))
     write_outputs(opts, head, rows)
     return 1 if any(r.errors for r in rows) else 0

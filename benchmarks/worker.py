@@ -73,10 +73,16 @@ def peer_timeout(config: Dict[str, Any]) -> float:
 def run_server(config: Dict[str, Any], channel: Channel) -> Final:
     """Start a server (library or fixed peer), report its port, wait for stop."""
     params = config["params"]
+    tls = _tls_files(config)
     stop: Callable[[], object]
-    if config["impl"] == "fixed":
+    if config["impl"] == "fixed" and params["kind"] == "idle-cpu":
+        from benchmarks.peer import IdleServer
+        server: Any = IdleServer(config["codec"], params, peer_timeout(config))
+        server.start()
+        port, stop = server.port, server.stop
+    elif config["impl"] == "fixed":
         from benchmarks.peer import FixedServer
-        server = FixedServer(config["codec"], params, peer_timeout(config))
+        server = FixedServer(config["codec"], params, peer_timeout(config), tls)
         server.start()
         port, stop = server.port, server.stop
     else:
@@ -85,7 +91,7 @@ def run_server(config: Dict[str, Any], channel: Channel) -> Final:
         start = ADAPTERS[config["impl"]].server
         if start is None:
             raise ValueError(f"{config['impl']} has no server")
-        handle = start(lambda bcast: make_handler(params, bcast))
+        handle = start(lambda bcast: make_handler(params, bcast), tls)
         port, stop = handle.port, handle.stop
     channel.emit("ready", port=port, pid=os.getpid())
     while channel.wait() == "cpu":
@@ -98,21 +104,52 @@ def run_server(config: Dict[str, Any], channel: Channel) -> Final:
 def run_client(config: Dict[str, Any], channel: Channel) -> Final:
     """Run the client side of the workload and report the result."""
     params, port = config["params"], config["port"]
+    tls = _tls_files(config)
     if config["impl"] == "fixed":
         from benchmarks.peer import FixedClient
-        client = FixedClient(config["codec"], port, params, peer_timeout(config))
+        client = FixedClient(config["codec"], port, params, peer_timeout(config), tls)
         result = getattr(client, "run_" + params["kind"])(channel.sync)
     else:
-        from benchmarks.adapters import ADAPTERS
+        from benchmarks.adapters import ADAPTERS, Endpoint
         from benchmarks.apps import run_client as run_loop
-        url = f"ws://127.0.0.1:{port}/"
+        from benchmarks.apps import run_idle
+        url = f"{'wss' if tls else 'ws'}://127.0.0.1:{port}/"
         connect = ADAPTERS[config["impl"]].client
         if connect is None:
             raise ValueError(f"{config['impl']} has no client")
-        conn = connect(url, "127.0.0.1", port)
+        endpoint = Endpoint(url, "127.0.0.1", port, tls, params["keepalive"])
+        if params["kind"] == "idle-cpu":  # the connections die with the process
+            return "result", run_idle(lambda: connect(endpoint), params, channel.sync)
+        conn = connect(endpoint)
         result = run_loop(conn, params, channel.sync)
         _close_quietly(conn.close)
     return "result", result
+
+
+def _import_simplews_from(directory: str) -> None:
+    """Import simplews from ``directory`` only (compare mode); fail if anything came from elsewhere."""
+    from benchmarks.pinned import check, pin
+    pin(directory)
+    import simplews  # noqa: F401
+    check(directory)
+
+
+def _raise_fd_limit() -> None:
+    """Raise the soft limit on open files to the hard one (many-connection workloads)."""
+    import resource
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        pass  # the workload then reports the connection that failed
+
+
+def _tls_files(config: Dict[str, Any]) -> Any:
+    """The run's TLS files for a ``*-tls`` workload, else None."""
+    from benchmarks.tls import TlsFiles
+    return TlsFiles.from_json(config.get("tls")) if config["params"].get("tls") else None
 
 
 def _close_quietly(close: Callable[[], object]) -> None:
@@ -167,6 +204,10 @@ def main(argv: List[str]) -> None:
         config = json.loads(argv[1])
         if hasattr(signal, "alarm"):
             signal.alarm(int(config["timeout"]) + 10)
+        if config.get("simplews_dir"):
+            _import_simplews_from(config["simplews_dir"])
+        if config["params"]["conns"] > 1:
+            _raise_fd_limit()
         if config.get("cpu") is not None:
             os.sched_setaffinity(0, {config["cpu"]})
         if config.get("profile"):
@@ -178,6 +219,9 @@ def main(argv: List[str]) -> None:
         traceback.print_exc()
         kind, fields = "error", {"message": f"{type(exc).__name__}: {exc}"}
     try:
+        if code == 0 and config.get("simplews_dir"):  # modules imported lazily during the run too
+            from benchmarks.pinned import check
+            check(config["simplews_dir"])
         if profiler is not None:
             profiler.dump(config["profile"])
         channel.emit(kind, **fields)

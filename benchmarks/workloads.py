@@ -15,6 +15,9 @@ SERVER = "server"
 
 KIB = 1024
 MIB = 1024 * 1024
+# simplews's and websockets' default ping_interval: a window this long holds
+# exactly one keepalive ping of every connection, whenever it was opened.
+KEEPALIVE_WINDOW = 20.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +28,12 @@ class Workload:
     ``size`` is the payload size in bytes; ``count`` / ``quick_count`` the
     number of timed operations; ``warmup`` / ``quick_warmup`` the untimed
     operations done first in the same process.  ``conns`` is the number of
-    connections for the multi-connection workloads.
+    connections for the multi-connection workloads.  ``tls`` runs the
+    pattern over TLS (``wss://``, and raw TLS for the baseline); ``group``
+    is a second name ``--only`` accepts, selecting every workload with it.
+    ``window`` / ``quick_window`` are the seconds a time-window workload
+    (``idle-cpu``) measures for; ``keepalive`` leaves the client's keepalive
+    at the library's default instead of turning it off.
     """
 
     name: str
@@ -41,9 +49,15 @@ class Workload:
     binary: bool = False
     conns: int = 1
     quick_conns: int = 1
+    tls: bool = False
+    group: str = ""
+    window: float = 0.0
+    quick_window: float = 0.0
+    keepalive: bool = False
     description: str = ""
 
-    def params(self, quick: bool, conns: Optional[int] = None) -> Dict[str, Any]:
+    def params(self, quick: bool, conns: Optional[int] = None,
+               window: Optional[float] = None) -> Dict[str, Any]:
         """The JSON-able parameters a worker needs for this workload."""
         default_conns = self.quick_conns if quick else self.conns
         return {
@@ -54,10 +68,21 @@ class Workload:
             "warmup": self.quick_warmup if quick else self.warmup,
             "binary": self.binary,
             "conns": conns if (conns and self.conns > 1) else default_conns,
+            "tls": self.tls,
+            "window": window or (self.quick_window if quick else self.window),
+            "keepalive": self.keepalive,
         }
 
 
-WORKLOADS: Tuple[Workload, ...] = (
+def over_tls(workload: Workload) -> Workload:
+    """The same workload, counts included, over TLS: ``NAME-tls``, group ``tls``."""
+    return dataclasses.replace(
+        workload, name=workload.name + "-tls", tls=True, group="tls",
+        description=workload.description + " (over TLS: wss://, raw TLS sockets for the baseline)",
+    )
+
+
+_ECHO, _STREAM, _UPLOAD_1M = (
     Workload(
         "echo", "echo", (CLIENT, SERVER), size=32, count=20_000, quick_count=2_000,
         warmup=1_000, quick_warmup=200, unit="msg/s",
@@ -73,16 +98,39 @@ WORKLOADS: Tuple[Workload, ...] = (
         warmup=10, quick_warmup=3, unit="MiB/s", binary=True,
         description="1 MiB binary messages, masked, client -> server",
     ),
+)
+
+WORKLOADS: Tuple[Workload, ...] = (
+    _ECHO,
+    _STREAM,
+    _UPLOAD_1M,
     Workload(
         "upload-64k", "upload", (CLIENT, SERVER), size=64 * KIB, count=3_000,
         quick_count=300, warmup=100, quick_warmup=20, unit="MiB/s", binary=True,
         description="64 KiB binary messages, masked, client -> server",
     ),
+    over_tls(_ECHO),
+    over_tls(_STREAM),
+    over_tls(_UPLOAD_1M),
     Workload(
         "idle", "idle", (SERVER,), size=32, count=1, quick_count=1, warmup=20,
         quick_warmup=10, unit="KiB/conn", higher_is_better=False, conns=1_000,
         quick_conns=200,
         description="server RSS per idle connection (handshake + one echo each)",
+    ),
+    Workload(
+        "idle-cpu-off", "idle-cpu", (CLIENT,), size=1, count=1, quick_count=1, warmup=0,
+        quick_warmup=0, unit="% core", higher_is_better=False, conns=1_000, quick_conns=50,
+        group="idle-cpu", window=10.0, quick_window=1.0,
+        description="CPU of a client process holding N connections nobody reads, "
+        "keepalive off (ping_interval=None)",
+    ),
+    Workload(
+        "idle-cpu-ka", "idle-cpu", (CLIENT,), size=1, count=1, quick_count=1, warmup=0,
+        quick_warmup=0, unit="% core", higher_is_better=False, conns=1_000, quick_conns=50,
+        group="idle-cpu", window=KEEPALIVE_WINDOW, quick_window=1.0, keepalive=True,
+        description="the same with the library's default keepalive; the window is one "
+        "default ping interval, so each connection pings once in it",
     ),
     Workload(
         "broadcast", "broadcast", (SERVER,), size=100, count=100, quick_count=10,
@@ -98,6 +146,9 @@ WORKLOADS: Tuple[Workload, ...] = (
 )
 
 WORKLOADS_BY_NAME: Dict[str, Workload] = {w.name: w for w in WORKLOADS}
+GROUPS: Dict[str, Tuple[str, ...]] = {
+    g: tuple(w.name for w in WORKLOADS if w.group == g) for g in {w.group for w in WORKLOADS} if g
+}
 
 # Ratios to raw TCP that simplews must reach (from the issue).  For "idle"
 # the number is the maximum memory ratio; for "import" it is milliseconds.
@@ -111,6 +162,7 @@ TARGETS: Dict[Tuple[str, str], Tuple[str, float]] = {
     ("upload-64k", CLIENT): (">=", 0.80),
     ("upload-64k", SERVER): (">=", 0.80),
     ("idle", SERVER): ("<=", 1.30),
+    ("idle-cpu-off", CLIENT): ("<=", 1.0),  # % of one core (issue 13), not a ratio
     ("broadcast", SERVER): (">=", 0.85),
     ("import", CLIENT): ("<", 25.0),
 }

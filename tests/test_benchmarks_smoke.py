@@ -13,12 +13,50 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.timeout(180)
 def test_benchmark_harness_quick_echo_runs() -> None:
+    """Plain and TLS echo (certificates made at run time, raw TLS baseline) and both idle-CPU rows."""
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--only", "echo", "--libs", "simplews", "--rounds", "1"],
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "echo,echo-tls,idle-cpu", "--libs", "simplews",
+         "--rounds", "1", "--idle-window", "0.2"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=150,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "simplews" in result.stdout and "raw-tcp" in result.stdout
+    rows = [line.split() for line in result.stdout.splitlines()]
+    cells = {(row[0], row[1], row[2]) for row in rows if len(row) > 3}
+    for workload, baseline in (("echo", "raw-tcp"), ("echo-tls", "raw-tls")):
+        for role in ("client", "server"):
+            assert {(workload, role, baseline), (workload, role, "simplews")} <= cells, result.stdout
+    assert {("idle-cpu-off", "client", "raw-tcp"), ("idle-cpu-off", "client", "simplews"),
+            ("idle-cpu-ka", "client", "simplews")} <= cells, result.stdout
+
+
+def _git_checkout() -> bool:
+    proc = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "HEAD"], capture_output=True, timeout=30)
+    return proc.returncode == 0
+
+
+def _worktrees() -> str:
+    return subprocess.run(["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True, timeout=30).stdout
+
+
+@pytest.mark.timeout(180)
+def test_benchmark_compare_mode_runs_and_removes_its_worktree() -> None:
+    """--compare HEAD: both sides measured, each importing its own simplews; the temporary worktree is gone after."""
+    if not _git_checkout():
+        pytest.skip("not a git checkout")
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--compare", "HEAD", "--quick", "--only", "echo", "--rounds", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "compare: simplews@HEAD: HEAD = " in result.stdout, result.stdout
+    rows = {tuple(line.split()[:2]): line.split() for line in result.stdout.splitlines() if line.startswith("echo ")}
+    for role in ("client", "server"):
+        cells = rows[("echo", role)]
+        assert float(cells[5]) > 0 and cells[-1] == "1/1", result.stdout  # new/old ratio, one sample per side
+    assert "simplews-compare-" not in _worktrees()
