@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import time
-from collections import defaultdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List
 
 import pytest
 from example_procs import EXAMPLES, ROOT
+from notebooks import RecordingClient, check_updated_in_place
 
 import simplews
 from simplews.testing import ServerFactory
 
 nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOK = EXAMPLES / "notebook_stream.ipynb"
 
@@ -30,50 +28,8 @@ def kernel_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SIMPLEWS_STREAM_URL", raising=False)
 
 
-Display = Tuple[str, Optional[str], Dict[str, Any]]  # (message type, display id, data by MIME type)
-
-
-class RecordingClient(nbclient.NotebookClient):  # type: ignore[misc]
-    """Runs the notebook and keeps every display message each cell sent, updates included.
-
-    The executed notebook keeps only the last state of an output that was updated in
-    place; these messages show each update.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.displays: Dict[int, List[Display]] = defaultdict(list)
-
-    def process_message(self, msg: Dict[str, Any], cell: Any, cell_index: int) -> Any:
-        """Record display messages, then handle the message as usual."""
-        if msg["msg_type"] in ("display_data", "update_display_data"):
-            content = msg["content"]
-            display_id = (content.get("transient") or {}).get("display_id")
-            self.displays[cell_index].append((msg["msg_type"], display_id, dict(content.get("data", {}))))
-        return super().process_message(msg, cell, cell_index)
-
-
 def _client(notebook: Any) -> RecordingClient:
     return RecordingClient(notebook, timeout=90, kernel_name="python3", resources={"metadata": {"path": str(EXAMPLES)}})
-
-
-def _png(data: Dict[str, Any]) -> bytes:
-    """The PNG image of a display message's data (fails if it has none)."""
-    png = base64.b64decode(data["image/png"])
-    assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    return png
-
-
-def _check_chart_updated_in_place(client: RecordingClient, index: int) -> None:
-    """The cell showed one chart and replaced its image several times, leaving one output."""
-    displays = client.displays.pop(index)
-    (kind, display_id, first), *updates = displays
-    assert kind == "display_data" and display_id and _png(first)
-    assert len(updates) >= 2 and all(kind == "update_display_data" and did == display_id for kind, did, _ in updates)
-    images = [_png(data) for _, _, data in updates]
-    assert len(set(images)) >= 2  # the chart changed as readings came in
-    outputs = [out for out in client.nb.cells[index].outputs if out.output_type == "display_data"]
-    assert len(outputs) == 1 and _png(outputs[0].data) == images[-1]
 
 
 def _cells(notebook: Any) -> Dict[str, int]:
@@ -109,7 +65,7 @@ def test_notebook_runs_as_is_and_rerunning_the_client_cell_replaces_the_client(k
         low, mean, high = (float(word) for word in collected[1].split()[1::2])
         assert 15 <= low <= mean <= high <= 25  # the simulated sensor reads 20 ± 5
         assert collected[2:] == ["chart redrawn in place 8 times"]
-        _check_chart_updated_in_place(client, tags["chart"])
+        check_updated_in_place(client, tags["chart"])
         assert _text(cells[tags["alongside-asyncio"]]) == ["messages arrived during an await on the kernel's loop: True"]
 
         # re-running the client cell stops the previous client before starting a new one
@@ -120,7 +76,7 @@ def test_notebook_runs_as_is_and_rerunning_the_client_cell_replaces_the_client(k
         ]
         client.execute_cell(cells[tags["chart"]], tags["chart"])
         assert _text(cells[tags["chart"]])[0] == "collected 50 readings"
-        _check_chart_updated_in_place(client, tags["chart"])
+        check_updated_in_place(client, tags["chart"])
         check = nbformat.v4.new_code_cell("print(sorted(t.name for t in threading.enumerate() if t.name == 'simplews-client'))")
         cells.append(check)
         client.execute_cell(check, len(cells) - 1)
@@ -152,7 +108,7 @@ def test_notebook_reads_the_feed_given_by_environment(
     cells = notebook.cells
     assert _text(cells[tags["server"]]) == ["source: SIMPLEWS_STREAM_URL"]
     assert _text(cells[tags["chart"]])[:2] == ["collected 50 readings", "min 0.00  mean 24.50  max 49.00"]
-    _check_chart_updated_in_place(client, tags["chart"])
+    check_updated_in_place(client, tags["chart"])
     assert _text(cells[tags["stop"]]) == ["client running: False", "simplews threads left: []"]
     nbformat.write(notebook, tmp_path / "executed.ipynb")  # the executed notebook is still valid
     nbformat.validate(nbformat.read(tmp_path / "executed.ipynb", as_version=4))
