@@ -212,7 +212,7 @@ class Connection:
 
     @property
     def state(self) -> State:
-        """The protocol state: OPEN, CLOSING or CLOSED."""
+        """The protocol state (OPEN, CLOSING or CLOSED)."""
         return self.protocol.state
 
     @property

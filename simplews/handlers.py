@@ -29,7 +29,7 @@ logger = logging.getLogger("simplews")
 OnOpen = Callable[[Connection], Any]
 OnMessage = Callable[[Connection, Any], Any]
 OnClose = Callable[[Connection, int, str], Any]
-OnError = Callable[[Connection, BaseException], Any]
+OnError = Callable[[Optional[Connection], BaseException], Any]  # a Client passes None when connecting failed
 
 _CALLBACKS = ("on_open", "on_message", "on_close", "on_error")
 

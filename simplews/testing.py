@@ -40,7 +40,7 @@ from .server import Server
 try:  # pytest is optional: the classes work without it
     import pytest
 except ImportError:  # pragma: no cover
-    pytest = None  # type: ignore[assignment]
+    pytest = None
 
 __all__ = [
     "Received",

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+import socket
 import threading
 import time
-from typing import Any, Callable, List
+from typing import Any, Callable, Iterator, List, Tuple
+
+import simplews
+import simplews.cli
+import simplews.testing
 
 
 def our_threads() -> List[threading.Thread]:
@@ -20,3 +26,38 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, interval: float
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def pump(src: socket.socket, dst: socket.socket) -> None:
+    """Copy ``src`` to ``dst`` until ``src`` ends, then end ``dst``'s sending side (a tunnel's half)."""
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def public_api() -> Iterator[Tuple[str, Any]]:
+    """(qualified name, object) for every public name and its public members."""
+    for module, names in [
+        (simplews, [n for n in simplews.__all__ if n != "__version__"]),
+        (simplews.testing, [n for n in simplews.testing.__all__ if not n.startswith("ws_")]),
+        (simplews.cli, simplews.cli.__all__),
+    ]:
+        for name in names:
+            obj = getattr(module, name)
+            yield f"{module.__name__}.{name}", obj
+            if inspect.isclass(obj) and not issubclass(obj, BaseException):
+                for member, value in vars(obj).items():
+                    if member.startswith("_"):
+                        continue
+                    if isinstance(value, property) or inspect.isfunction(value):
+                        yield f"{module.__name__}.{name}.{member}", value

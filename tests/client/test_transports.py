@@ -9,7 +9,7 @@ import threading
 from typing import Any, Iterator, List
 
 import pytest
-from helpers import wait_for
+from helpers import pump, wait_for
 
 import simplews
 
@@ -105,21 +105,6 @@ def test_socketpair_against_an_in_process_server_connection(echo_server: simplew
     """Any connected stream socket works, e.g. one end of a socketpair bridged to a server."""
     a, b = socket.socketpair()
     server_side = socket.create_connection(("127.0.0.1", echo_server.port), timeout=5)
-
-    def pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            try:
-                dst.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
 
     threads = [threading.Thread(target=pump, args=p, daemon=True) for p in ((b, server_side), (server_side, b))]
     for t in threads:

@@ -10,12 +10,12 @@ from typing import Any, Dict, List
 
 import pytest
 from example_procs import EXAMPLES, ROOT
+from notebooks import RecordingClient, check_updated_in_place
 
 import simplews
 from simplews.testing import ServerFactory
 
 nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOK = EXAMPLES / "notebook_stream.ipynb"
 
@@ -28,10 +28,8 @@ def kernel_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SIMPLEWS_STREAM_URL", raising=False)
 
 
-def _client(notebook: Any) -> Any:
-    return nbclient.NotebookClient(
-        notebook, timeout=90, kernel_name="python3", resources={"metadata": {"path": str(EXAMPLES)}}
-    )
+def _client(notebook: Any) -> RecordingClient:
+    return RecordingClient(notebook, timeout=90, kernel_name="python3", resources={"metadata": {"path": str(EXAMPLES)}})
 
 
 def _cells(notebook: Any) -> Dict[str, int]:
@@ -62,11 +60,12 @@ def test_notebook_runs_as_is_and_rerunning_the_client_cell_replaces_the_client(k
         assert _text(cells[tags["loop-check"]]) == ["asyncio loop running in this kernel: True"]
         assert _text(cells[tags["server"]]) == ["source: the simulated sensor in this notebook"]
         assert _text(cells[tags["start-client"]]) == ["client running in the background: True"]
-        collected = _text(cells[tags["collect"]])
+        collected = _text(cells[tags["chart"]])
         assert collected[0] == "collected 50 readings"
         low, mean, high = (float(word) for word in collected[1].split()[1::2])
         assert 15 <= low <= mean <= high <= 25  # the simulated sensor reads 20 ± 5
-        assert any("image/svg+xml" in out.get("data", {}) for out in cells[tags["collect"]].outputs)
+        assert collected[2:] == ["chart redrawn in place 8 times"]
+        check_updated_in_place(client, tags["chart"])
         assert _text(cells[tags["alongside-asyncio"]]) == ["messages arrived during an await on the kernel's loop: True"]
 
         # re-running the client cell stops the previous client before starting a new one
@@ -75,8 +74,9 @@ def test_notebook_runs_as_is_and_rerunning_the_client_cell_replaces_the_client(k
             "stopped the previous client; still running: False",
             "client running in the background: True",
         ]
-        client.execute_cell(cells[tags["collect"]], tags["collect"])
-        assert _text(cells[tags["collect"]])[0] == "collected 50 readings"
+        client.execute_cell(cells[tags["chart"]], tags["chart"])
+        assert _text(cells[tags["chart"]])[0] == "collected 50 readings"
+        check_updated_in_place(client, tags["chart"])
         check = nbformat.v4.new_code_cell("print(sorted(t.name for t in threading.enumerate() if t.name == 'simplews-client'))")
         cells.append(check)
         client.execute_cell(check, len(cells) - 1)
@@ -102,11 +102,13 @@ def test_notebook_reads_the_feed_given_by_environment(
     server = ws_server(_numbered_readings)
     monkeypatch.setenv("SIMPLEWS_STREAM_URL", server.url)
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    _client(notebook).execute()
+    client = _client(notebook)
+    client.execute()
     tags = _cells(notebook)
     cells = notebook.cells
     assert _text(cells[tags["server"]]) == ["source: SIMPLEWS_STREAM_URL"]
-    assert _text(cells[tags["collect"]])[:2] == ["collected 50 readings", "min 0.00  mean 24.50  max 49.00"]
+    assert _text(cells[tags["chart"]])[:2] == ["collected 50 readings", "min 0.00  mean 24.50  max 49.00"]
+    check_updated_in_place(client, tags["chart"])
     assert _text(cells[tags["stop"]]) == ["client running: False", "simplews threads left: []"]
     nbformat.write(notebook, tmp_path / "executed.ipynb")  # the executed notebook is still valid
     nbformat.validate(nbformat.read(tmp_path / "executed.ipynb", as_version=4))

@@ -1,0 +1,117 @@
+"""A user's program that uses every public name of simplews, for ``mypy --strict``.
+
+tests/test_typing.py checks it with ``mypy --strict`` and runs part of it against a server.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import List, Optional, Tuple, Union
+
+import simplews
+
+VERSION: str = simplews.__version__
+
+Reply = Optional[Union[simplews.Response, Tuple[int, List[Tuple[str, str]], str]]]
+
+
+def process_request(request: simplews.Request) -> Reply:
+    """Health check on /health; everything else upgrades."""
+    if request.path_only == "/health":
+        return simplews.Response(200, simplews.Headers({"Content-Type": "text/plain"}), b"ok\n")
+    if request.query.get("token") != ["t0ken"]:
+        return 401, [("Content-Type", "text/plain")], "no token\n"
+    return None
+
+
+def on_message(ws: simplews.Connection, message: Union[str, bytes]) -> None:
+    ws.send(message)
+
+
+def on_close(ws: simplews.Connection, code: int, reason: str) -> None:
+    if code != simplews.CloseCode.NORMAL_CLOSURE:
+        print("closed", code, reason, ws.state is simplews.State.CLOSED)
+
+
+def on_error(ws: Optional[simplews.Connection], exc: BaseException) -> None:
+    print("error on", ws.path if ws is not None else "connect", exc)
+
+
+def make_server() -> simplews.Server:
+    config = simplews.DeflateConfig(server_max_window_bits=12, mem_level=5)
+    return simplews.Server(on_message=on_message, process_request=process_request, port=0, compression=config)
+
+
+def exchange(url: str) -> List[Union[str, bytes]]:
+    """Send two messages and read the replies, telling every failure apart."""
+    replies: List[Union[str, bytes]] = []
+    try:
+        with simplews.connect(url + "?token=t0ken", headers=simplews.Headers([("X-Trace", "1")]), open_timeout=5) as ws:
+            ws.send(json.dumps({"hello": VERSION}))
+            ws.send(b"\x00\x01")
+            replies.append(ws.recv(timeout=5))
+            replies.append(ws.recv(timeout=5))
+            pong = ws.ping()
+            pong.wait(5)
+            ws.close(simplews.CloseCode.GOING_AWAY, "done")
+            print(ws.close_code, ws.close_reason, ws.closed)
+    except simplews.InvalidURI as exc:
+        print("bad URL", exc)
+    except simplews.HostNotFound as exc:
+        print("no such host", exc)
+    except simplews.ConnectionRefused as exc:
+        print("refused", exc)
+    except simplews.ProxyError as exc:
+        print("proxy", exc)
+    except simplews.TLSError as exc:
+        print("tls", exc)
+    except simplews.ConnectError as exc:
+        print("transport", exc.errno)
+    except simplews.OpenTimeout as exc:
+        print("open timed out", exc)
+    except simplews.WebSocketTimeout as exc:
+        print("timed out", exc)
+    except simplews.InvalidStatus as exc:
+        print("rejected with", exc.status, exc.response)
+    except simplews.InvalidHeader as exc:
+        print("bad header", exc)
+    except simplews.NegotiationError as exc:
+        print("negotiation", exc)
+    except simplews.InvalidHandshake as exc:
+        print("handshake", exc.status)
+    except simplews.PayloadTooBig as exc:
+        print("too big", exc.code)
+    except simplews.RemoteProtocolError as exc:
+        print("peer broke the protocol", exc.code, exc.reason)
+    except simplews.LocalProtocolError as exc:
+        print("our mistake", exc)
+    except simplews.ProtocolError as exc:
+        print("protocol", exc)
+    except simplews.ConnectionClosedOK as exc:
+        print("closed normally", exc.code)
+    except simplews.ConnectionClosedError as exc:
+        print("closed with an error", exc.code, exc.reason, exc.sent_code)
+    except simplews.ConnectionClosed as exc:
+        print("closed", exc.code)
+    except simplews.WebSocketError as exc:
+        print("other", exc)
+    return replies
+
+
+def stream(url: str) -> simplews.Client:
+    client = simplews.Client(
+        url,
+        on_open=lambda ws: ws.send("hello"),
+        on_message=lambda ws, message: print(message),
+        on_close=on_close,
+        on_error=on_error,
+        reconnect=True,
+        ping_interval=20,
+    )
+    return client.start()
+
+
+def echo_once(text: str) -> Union[str, bytes]:
+    with simplews.serve(on_message=on_message, port=0) as server, simplews.connect(server.url) as ws:
+        ws.send(text)
+        return ws.recv(timeout=5)
