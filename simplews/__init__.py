@@ -33,6 +33,9 @@ __all__ = [
     "State",
     "CloseCode",
     "DeflateConfig",
+    "ConnectionOptions",
+    "ClientOptions",
+    "ServerOptions",
     "WebSocketError",
     "InvalidURI",
     "ConnectError",
@@ -68,6 +71,9 @@ _LAZY: Dict[str, str] = {
     "State": "protocol",
     "CloseCode": "frames",
     "DeflateConfig": "deflate",
+    "ConnectionOptions": "options",
+    "ClientOptions": "options",
+    "ServerOptions": "options",
 }
 _LAZY.update({name: "exceptions" for name in __all__ if name not in _LAZY and name != "__version__"})
 
@@ -99,6 +105,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .frames import CloseCode
     from .handshake import Headers, Request, Response
+    from .options import ClientOptions, ConnectionOptions, ServerOptions
     from .protocol import State
     from .server import Server, serve
 

@@ -15,7 +15,7 @@ import dataclasses
 import enum
 import logging
 import os
-from typing import Any, List, Optional, Union
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
 from .exceptions import (
     ConnectionClosed,
@@ -431,7 +431,7 @@ class Protocol:
     # --- sending --------------------------------------------------------------------
 
     def data_to_send(self) -> List[Any]:
-        """Frames the protocol queued itself (pongs, close frames), in the order to write them."""
+        """Control frames to write before any further data frame (pongs, pings, close), in order."""
         out, self._pending = self._pending, []
         if self._pongs:
             out[:0], self._pongs = self._pongs, []  # a close frame, if one is queued, stays last
@@ -463,6 +463,24 @@ class Protocol:
         ``str`` becomes a text message and bytes-like a binary one unless
         ``text`` says otherwise (``text=True`` needs valid UTF-8 bytes).
         """
+        opcode, payload, rsv1 = self._prepare(data, text)
+        size = self.frame_size
+        if size is None or len(payload) <= size:
+            return encode_frame(opcode, payload, True, rsv1, self._mask_key() if self.is_client else None)
+        return [buf for frame in self._fragments(opcode, payload, rsv1) for buf in frame]
+
+    def send_message_frames(self, data: Data, *, text: Optional[bool] = None) -> Iterator[List[Any]]:
+        """The frames of one message, each encoded (and masked) only when it is asked for.
+
+        For large messages: they go out frame by frame with control frames
+        between them, and masking never copies more than one frame. Raises
+        :class:`ConnectionClosed` at the next frame once a close was sent.
+        """
+        opcode, payload, rsv1 = self._prepare(data, text)
+        return self._fragments(opcode, payload, rsv1)
+
+    def _prepare(self, data: Data, text: Optional[bool]) -> Tuple[int, Any, bool]:
+        """Check and encode a message's payload (compressed if negotiated): ``(opcode, payload, rsv1)``."""
         if self.state is not State.OPEN:
             raise self.closed_exception()
         if type(data) is str or isinstance(data, str):
@@ -489,16 +507,18 @@ class Protocol:
             payload = ext.compress_message(payload)
         if self._debug:
             logger.debug("> message opcode=%d len=%d", opcode, len(payload))
-        size = self.frame_size
-        if size is None or len(payload) <= size:
-            return encode_frame(opcode, payload, True, rsv1, self._mask_key() if self.is_client else None)
+        return opcode, payload, rsv1
+
+    def _fragments(self, opcode: int, payload: Any, rsv1: bool) -> Iterator[List[Any]]:
+        """Frame ``payload`` in pieces of ``frame_size``, lazily; stop once a close was sent."""
+        size = self.frame_size or max(len(payload), 1)
         view = memoryview(payload).cast("B") if not isinstance(payload, bytes) else memoryview(payload)
-        out: List[Any] = []
         total = len(view)
-        for start in range(0, total, size):
+        for start in range(0, max(total, 1), size):
+            if start and self.close_sent is not None:
+                raise self.closed_exception()
             stop = start + size
-            out += self._frame(opcode if start == 0 else _CONT, view[start:stop], stop >= total, rsv1 and start == 0)
-        return out
+            yield self._frame(opcode if start == 0 else _CONT, view[start:stop], stop >= total, rsv1 and start == 0)
 
     def _mask_key(self) -> bytes:
         """A fresh masking key from a pool refilled from ``os.urandom`` (one syscall per 256 keys)."""
@@ -509,16 +529,16 @@ class Protocol:
         self._key_pos = pos + 4
         return self._keys[pos : pos + 4]
 
-    def send_ping(self, data: Union[str, bytes] = b"") -> List[Any]:
-        """Encode a ping (at most 125 bytes)."""
-        return self._control_out(_PING, data)
+    def send_ping(self, data: Union[str, bytes] = b"") -> None:
+        """Queue a ping (at most 125 bytes) in :meth:`data_to_send`."""
+        self._pending += self._control_out(_PING, data)
 
-    def send_pong(self, data: Union[str, bytes] = b"") -> List[Any]:
-        """Encode an unsolicited pong (at most 125 bytes)."""
-        return self._control_out(_PONG, data)
+    def send_pong(self, data: Union[str, bytes] = b"") -> None:
+        """Queue an unsolicited pong (at most 125 bytes) in :meth:`data_to_send`."""
+        self._pending += self._control_out(_PONG, data)
 
     def _control_out(self, opcode: int, data: Union[str, bytes]) -> List[Any]:
-        """Encode a ping or pong after checking its size."""
+        """Encode a ping or pong after checking the state and its size."""
         if self.state is not State.OPEN:
             raise self.closed_exception()
         payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
@@ -526,19 +546,19 @@ class Protocol:
             raise LocalProtocolError("control frame payload longer than 125 bytes")
         return self._frame(opcode, payload)
 
-    def send_close(self, code: Optional[int] = 1000, reason: str = "") -> List[Any]:
-        """Start the close handshake; return what to write (pending frames, then our close).
+    def send_close(self, code: Optional[int] = 1000, reason: str = "") -> None:
+        """Start the close handshake: queue our close frame in :meth:`data_to_send`.
 
-        Nothing new is encoded if a close was already sent.
+        Nothing new is queued if a close was already sent; a peer's violation
+        held back (:attr:`failure_deferred`) decides the code instead.
         """
-        if self.failure_deferred:  # the peer's violation decides the code
+        if self.failure_deferred:
             self.release_failure()
-            return self.data_to_send()
+            return
         if self.close_sent is not None or self.state is State.CLOSED:
-            return []
+            return
         payload = encode_close(code, reason)  # validates before changing state
         self._send_close_payload(code, reason, payload)
-        return self.data_to_send()
 
     def _send_close(self, code: Optional[int], reason: str) -> None:
         """Queue our close frame in the pending output."""
