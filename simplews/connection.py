@@ -3,18 +3,12 @@
 Reading is done by whoever holds the *reader role*: a thread in
 :meth:`Connection.recv` (or the connection's own thread running callbacks)
 reads and parses on its own thread, with no hand-off per message. When nobody
-has read for a moment, the process-wide scheduler watches the socket in its
-selector and reads what arrives itself, so pings are answered, pongs seen and
-closes completed while the application is busy elsewhere (up to ``max_queue``
-messages are read ahead; then TCP pushes back).
-
-Writing is done by whoever holds the *writer role*, the one write path that
-every writer uses: ``send()``, pongs, pings, close, keepalive and broadcast.
-Control frames queued meanwhile go out before the holder's next data frame, so
-a pong waits for at most one frame of a large message. What the kernel cannot
-take at once stays owed in the stream, and the scheduler finishes writing it
-when the socket has room. No lock is held while waiting on the network except
-the role being exercised.
+has read for a moment (:data:`IDLE_AFTER`), the process-wide scheduler watches
+the socket in its selector and reads what arrives itself, so pings are
+answered, pongs seen and closes completed while the application is busy
+elsewhere (up to ``max_queue`` messages are read ahead; then TCP pushes back).
+Writing goes through the one write path, :class:`simplews.writer.Writer`;
+whether the peer is still there is :class:`simplews.liveness.Liveness`'s call.
 """
 
 from __future__ import annotations
@@ -30,9 +24,11 @@ from typing import TYPE_CHECKING, Any, Deque, Dict, Iterator, List, Optional, Un
 from .exceptions import ConnectionClosed, ConnectionClosedOK, WebSocketTimeout
 from .handshake import Headers, Request, Response
 from .keepalive import READ, WRITE, scheduler
+from .liveness import Liveness, Verdict
 from .options import ConnectionOptions
 from .protocol import Close, Message, Pong, Protocol, State
 from .stream import Stream
+from .writer import Writer
 
 if TYPE_CHECKING:  # pragma: no cover
     from .tls import TLS
@@ -46,13 +42,6 @@ logger.addHandler(logging.NullHandler())
 
 #: How long after its reader left a connection counts as unread (the scheduler then reads it).
 IDLE_AFTER = 0.2
-#: Control frames are not added to what is owed beyond this many bytes (the core coalesces pongs meanwhile).
-_HIGH_WATER = 64 * 1024
-#: Broadcast messages waiting for a busy writer, per connection, before more are skipped.
-_MAX_DEFERRED = 64
-#: A broadcast skips a connection that owes more than this already (it is too slow). Over plain
-#: TCP the bytes of one broadcast are shared by every connection that owes them.
-_MAX_OWED = 16 * 1024 * 1024
 _NO_QUEUE: Any = ()  # stands for an empty message queue not created yet
 
 
@@ -116,20 +105,17 @@ class Connection:
         self.logger = options.logger or logger
         self._state_lock = threading.Lock()  # the core's state: held for in-memory work only
         self._read_lock = threading.Lock()  # the reader role
-        self._write_lock = threading.Lock()  # the writer role
         self._term_lock = threading.Lock()
+        self._writer = Writer(stream, protocol, self._state_lock, self._terminate, self._update_watch)
         # created on the first queued message: an idle connection does not pay for a deque
         self._queue: Deque[Union[str, bytes]] = _NO_QUEUE
         self._closed = _Latch()
         self._closing = False
-        self._opened = False
         self._close_deadline: Optional[float] = None
-        self._window: Optional[float] = None  # how long a waiting broadcast lets the peer take nothing
-        self._deferred: List[Any] = []  # broadcasts waiting for the writer role: (message, text, frames)
-        self._deferred_since: Optional[float] = None
+        self._deferred_since: Optional[float] = None  # since when a peer's violation waits for earlier messages
         self._pings: Dict[bytes, Any] = {}
-        self._ping_at = self._left_at = time.monotonic()
-        self._awaiting: Optional[bytes] = None
+        self._left_at = time.monotonic()
+        self._liveness = Liveness(options, stream, self._left_at)
         self._watching = 0
         self._next_tick: Optional[float] = None
         try:
@@ -142,21 +128,12 @@ class Connection:
 
     def _open(self, greeting: bytes = b"", leftover: bytes = b"") -> None:
         """Start: send ``greeting`` (a server's 101) before anything else, then take ``leftover``."""
-        with self._write_lock:
-            try:
-                if greeting:
-                    self.stream.write([greeting])
-            except (OSError, WebSocketTimeout):
-                self._terminate()
-            with self._state_lock:
-                self._opened = True
-            if self._deferred and not self._closed.is_set():
-                self.stream.commit(self._take_deferred())
+        self._writer.open(greeting)
         scheduler.register(self)
         self._schedule(self._next_wake(time.monotonic()))
         if leftover:
-            self._process(leftover, idle=True)
-        self._flush()
+            self._process(leftover)
+        self._writer.flush()
 
     # --- public API -------------------------------------------------------------------
 
@@ -212,28 +189,11 @@ class Connection:
         """
         if self._closing:
             raise self.protocol.closed_exception()
-        protocol = self.protocol
-        frame_size = protocol.frame_size
-        failed: Optional[OSError] = None
         try:
-            with self._write_lock:
-                try:
-                    if frame_size is not None and len(message) > frame_size:
-                        self._write_frames(protocol.send_message_frames(message, text=text))
-                    else:
-                        with self._state_lock:
-                            out = protocol.send_message(message, text=text)
-                            if protocol.has_pending:
-                                out[:0] = protocol.data_to_send()
-                        self.stream.write(out)
-                except OSError as exc:
-                    failed = exc
-        finally:
-            if protocol.has_pending or self._deferred:
-                self._flush()  # queued while we held the writer role (a close, too, when this send is refused)
-        if failed is not None:
+            self._writer.send(message, text)
+        except OSError as exc:
             self._terminate()
-            raise protocol.closed_exception() from failed
+            raise self.protocol.closed_exception() from exc
 
     def recv(self, timeout: Optional[float] = None) -> Union[str, bytes]:
         """Receive the next message: ``str`` for text, ``bytes`` for binary.
@@ -291,7 +251,7 @@ class Connection:
         with self._state_lock:
             self.protocol.send_ping(payload)
             self._pings[payload] = (event, time.monotonic())
-        self._flush()
+        self._writer.flush()
         self._watch_now()
         return event
 
@@ -299,7 +259,7 @@ class Connection:
         """Send an unsolicited pong (a unidirectional heartbeat)."""
         with self._state_lock:
             self.protocol.send_pong(data)
-        self._flush()
+        self._writer.flush()
 
     def close(self, code: int = 1000, reason: str = "", *, timeout: Optional[float] = None) -> None:
         """Close the connection and wait (up to ``close_timeout``) for the handshake to finish.
@@ -346,7 +306,7 @@ class Connection:
             elif type(event) is Close:
                 self.logger.debug("%r: received close %d %r", self, event.code, event.reason)
         if protocol.has_pending or self.stream.owed or protocol.state is not State.OPEN:
-            self._flush()  # pongs, close frames, TLS records; the end of the stream once closing
+            self._writer.flush()  # pongs, close frames, TLS records; the end of the stream once closing
         if not data:
             self._terminate()
         elif protocol.failure_deferred:
@@ -366,13 +326,12 @@ class Connection:
             self.protocol.release_failure()
         self.logger.info("%r: failing connection: %s", self, self.protocol.failure)
         self._arm_close_deadline()
-        self._flush()
+        self._writer.flush()
 
     def _got_pong(self, payload: bytes) -> None:
         """Resolve the ping this pong answers (and every earlier one)."""
         with self._state_lock:
-            if payload == self._awaiting:
-                self._awaiting = None
+            self._liveness.ponged(payload)
             entry = self._pings.get(payload)
             if entry is None:
                 return
@@ -395,93 +354,16 @@ class Connection:
             self._left_at = time.monotonic() - IDLE_AFTER
             self._update_watch()
 
-    # --- writing ----------------------------------------------------------------------
-
-    def _write_frames(self, frames: Iterator[List[Any]]) -> None:
-        """Write a message frame by frame, with queued control frames before each (writer role held)."""
-        protocol, stream = self.protocol, self.stream
-        while True:
-            refused: Optional[ConnectionClosed] = None
-            with self._state_lock:
-                # control frames first: a close queued meanwhile goes out, and no data frame after it
-                control = protocol.data_to_send() if protocol.has_pending and stream.owed < _HIGH_WATER else []
-                try:
-                    frame = next(frames, None)
-                except ConnectionClosed as exc:
-                    frame, refused = None, exc
-            if control:
-                stream.write(control)
-            if refused is not None:
-                raise refused
-            if frame is None:
-                return
-            stream.write(frame)
-
-    def _flush(self) -> None:
-        """Write queued control frames, waiting broadcasts and what is owed, if nobody else is writing.
-
-        Writes only what the kernel takes now and leaves the rest to the
-        scheduler; a writer busy on another thread writes the control frames
-        before its next frame and the broadcasts after its message instead.
-        """
-        protocol, stream = self.protocol, self.stream
-        while not self._closed.is_set():
-            if not self._write_lock.acquire(blocking=False):
-                return
-            try:
-                if protocol.has_pending and stream.owed < _HIGH_WATER:
-                    with self._state_lock:
-                        out = protocol.data_to_send()
-                    stream.commit(out)
-                if self._deferred:
-                    stream.commit(self._take_deferred())
-                if stream.push():
-                    self._window = None
-                    if protocol.eof_to_send():
-                        stream.half_close(0.0)
-            except (OSError, WebSocketTimeout):
-                self._terminate()
-            finally:
-                self._write_lock.release()
-                if self._closed.is_set():
-                    self._release_descriptor()
-            self._update_watch()
-            if not (protocol.has_pending and stream.owed < _HIGH_WATER) and not self._deferred:
-                return  # nothing was queued while we held the role
-
     def _offer(self, message: Any, text: Optional[bool], frames: Optional[List[Any]], window: float) -> bool:
-        """Take a broadcast without blocking: written now, or after a busy writer's message.
+        """Take a broadcast without blocking (see :meth:`simplews.writer.Writer.offer`).
 
-        ``frames`` is the message already encoded for this connection, or
-        ``None`` to encode it when it is written (compression keeps the order).
-        ``False`` if it cannot be taken: closing, or too much waiting already.
         A peer that takes nothing for ``window`` seconds while it is owed a
         broadcast is closed with 1008.
         """
-        with self._state_lock:
-            if self.protocol.state is not State.OPEN or self._closing:
-                return False
-            if len(self._deferred) >= _MAX_DEFERRED or self.stream.owed >= _MAX_OWED:
-                return False
-            self._deferred.append((message, text, frames))
-        if self._window is None or window < self._window:
-            self._window = window
+        if self._closing or not self._writer.offer(message, text, frames, window):
+            return False
         self._schedule(time.monotonic() + window)
-        if self._opened:
-            self._flush()
         return True
-
-    def _take_deferred(self) -> List[Any]:
-        """The frames of the broadcasts waiting for the writer role, encoded now (writer role held)."""
-        out: List[Any] = []
-        protocol = self.protocol
-        with self._state_lock:
-            entries, self._deferred = self._deferred, []
-            for message, text, frames in entries:
-                if protocol.state is not State.OPEN:
-                    break
-                out += frames if frames is not None else protocol.send_message(message, text=text)
-        return out
 
     def _backlog_started(self) -> None:
         """The stream had to wait for the kernel: time how long the peer takes to drain it."""
@@ -500,7 +382,7 @@ class Connection:
         self._closing = True  # refuse new sends: a sender looping on send() cannot starve the close
         self.logger.debug("%r: closing with %s", self, code)
         self._arm_close_deadline()
-        self._flush()
+        self._writer.flush()
 
     def _wait_closed(self, timeout: Optional[float]) -> None:
         """Finish the close handshake: read until the end of the stream, or force it at ``timeout``."""
@@ -537,7 +419,7 @@ class Connection:
         self.logger.info("%r: %s; failing with %d", self, reason, code)
         with self._state_lock:
             self.protocol.fail(code, reason)
-        self._flush()
+        self._writer.flush()
         self._terminate()
 
     def _terminate(self) -> None:
@@ -563,11 +445,11 @@ class Connection:
         if self.stream.closed or not self._read_lock.acquire(blocking=False):
             return
         try:
-            if self._write_lock.acquire(blocking=False):
+            if self._writer.role.acquire(blocking=False):
                 try:
                     self.stream.close()
                 finally:
-                    self._write_lock.release()
+                    self._writer.role.release()
         finally:
             self._read_lock.release()
 
@@ -598,7 +480,7 @@ class Connection:
             else:
                 self._left_at = time.monotonic()  # a reader is back: it reads
         if events & WRITE:
-            self._flush()
+            self._writer.flush()
         self._update_watch()
 
     def _queue_full(self) -> bool:
@@ -611,7 +493,7 @@ class Connection:
         if not self._closed.is_set():
             if not self._read_lock.locked() and not self._queue_full() and time.monotonic() - self._left_at >= IDLE_AFTER:
                 events |= READ
-            if self.stream.owed and not self._write_lock.locked():
+            if self.stream.owed and not self._writer.role.locked():
                 events |= WRITE
         self._queue_watch(events)
 
@@ -639,28 +521,24 @@ class Connection:
         since = self._deferred_since
         if since is not None and self.protocol.failure_deferred and now - since >= (options.close_timeout or IDLE_AFTER):
             self._release_failure()  # nobody takes the earlier messages: fail now
-        busy = stream.busy_since
-        if busy is not None:
-            stalled = now - max(busy, stream.last_drain)
-            if options.send_timeout is not None and stalled >= options.send_timeout:
-                self._fail(1011, "send timed out: the peer takes nothing")
-                return None
-            if self._window is not None and stalled >= self._window:
-                self._fail(1008, "too slow to receive")
-                return None
-        elif self._window is not None and not self._deferred:
-            self._window = None
-        if options.ping_interval and self.protocol.state is not State.CLOSED:
-            if self._awaiting is not None:
-                silent = now - max(self._ping_at, stream.last_read, stream.last_drain)
-                if options.ping_timeout is not None and silent >= options.ping_timeout:
-                    if self.protocol.state is State.OPEN:
-                        self._fail(1011, "keepalive ping timeout")
-                    else:  # our close frame went unanswered by a dead peer: 1006, without waiting longer
-                        self._terminate()
-                    return None
-            elif self.protocol.state is State.OPEN and now - self._ping_at >= options.ping_interval:
-                self._keepalive_ping(now)
+        writer = self._writer
+        if writer.window is not None and stream.busy_since is None and not writer.deferred:
+            writer.window = None  # the broadcasts that waited went out
+        verdict = self._liveness.judge(now, self.protocol.state, writer.window)
+        if verdict is Verdict.PING:
+            self._keepalive_ping(now)
+        elif verdict is Verdict.STALLED:
+            self._fail(1011, "send timed out: the peer takes nothing")
+            return None
+        elif verdict is Verdict.TOO_SLOW:
+            self._fail(1008, "too slow to receive")
+            return None
+        elif verdict is Verdict.DEAD:
+            if self.protocol.state is State.OPEN:
+                self._fail(1011, "keepalive ping timeout")
+            else:  # our close frame went unanswered by a dead peer: 1006, without waiting longer
+                self._terminate()
+            return None
         self._update_watch()
         return self._next_wake(now)
 
@@ -672,28 +550,16 @@ class Connection:
                 self.protocol.send_ping(payload)
             except ConnectionClosed:
                 return
-            self._awaiting = payload
-            self._ping_at = now
-        self._flush()
+            self._liveness.pinged(payload, now)
+        self._writer.flush()
 
     def _next_wake(self, now: float) -> Optional[float]:
         """When the scheduler must look again: the earliest real deadline, ``None`` if there is none."""
-        options, stream = self.options, self.stream
-        due: List[float] = []
+        due = self._liveness.due(self.protocol.state, self._writer.window)
         if self._close_deadline is not None:
             due.append(self._close_deadline)
-        if options.ping_interval and self.protocol.state is not State.CLOSED:
-            if self._awaiting is not None and options.ping_timeout is not None:
-                due.append(max(self._ping_at, stream.last_read, stream.last_drain) + options.ping_timeout)
-            else:
-                due.append(self._ping_at + options.ping_interval)
-        if stream.busy_since is not None:
-            if options.send_timeout is not None:
-                due.append(max(stream.busy_since, stream.last_drain) + options.send_timeout)
-            if self._window is not None:
-                due.append(max(stream.busy_since, stream.last_drain) + self._window)
         if not self._watching & READ and not self._read_lock.locked():
             due.append(self._left_at + IDLE_AFTER)
         if self._deferred_since is not None and self.protocol.failure_deferred:
-            due.append(self._deferred_since + (options.close_timeout or IDLE_AFTER))
+            due.append(self._deferred_since + (self.options.close_timeout or IDLE_AFTER))
         return max(min(due), now + 0.001) if due else None

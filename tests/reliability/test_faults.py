@@ -188,7 +188,7 @@ def test_close_is_bounded_while_a_send_is_blocked_without_send_timeout() -> None
 
         thread = threading.Thread(target=sender)
         thread.start()
-        assert wait_for(lambda: ws._write_lock.locked(), 10)
+        assert wait_for(lambda: ws._writer.role.locked(), 10)
         closer = threading.Thread(target=ws.close)
         closer.start()
         closer.join(30)
