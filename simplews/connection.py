@@ -1,32 +1,28 @@
 """An open WebSocket connection: feed bytes to the core, write what it says, hand events on.
 
-Reading is done by whoever holds the *reader role*: a thread in
-:meth:`Connection.recv` (or the connection's own thread running callbacks)
-reads and parses on its own thread, with no hand-off per message. When nobody
-has read for a moment (:data:`IDLE_AFTER`), the process-wide scheduler watches
-the socket in its selector and reads what arrives itself, so pings are
-answered, pongs seen and closes completed while the application is busy
-elsewhere (up to ``max_queue`` messages are read ahead; then TCP pushes back).
-Writing goes through the one write path, :class:`simplews.writer.Writer`;
-whether the peer is still there is :class:`simplews.liveness.Liveness`'s call.
+A connection is its reader role (:class:`simplews.reader.Reader`: who reads,
+and what was read ahead), its one write path (:class:`simplews.writer.Writer`)
+and the judgment of whether the peer is still there
+(:class:`simplews.liveness.Liveness`), tied together here with its life: open,
+close, end, and the deadlines the process-wide scheduler keeps for it.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Deque, Dict, Iterator, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Union
 
 from .exceptions import ConnectionClosed, ConnectionClosedOK, WebSocketTimeout
 from .handshake import Headers, Request, Response
 from .keepalive import READ, WRITE, scheduler
 from .liveness import Liveness, Verdict
 from .options import ConnectionOptions
-from .protocol import Close, Message, Pong, Protocol, State
+from .protocol import Protocol, State
+from .reader import IDLE_AFTER, Reader
 from .stream import Stream
 from .writer import Writer
 
@@ -40,9 +36,6 @@ logger = logging.getLogger("simplews")
 # Python's last-resort handler would print our warnings and errors to stderr.
 logger.addHandler(logging.NullHandler())
 
-#: How long after its reader left a connection counts as unread (the scheduler then reads it).
-IDLE_AFTER = 0.2
-_NO_QUEUE: Any = ()  # stands for an empty message queue not created yet
 
 
 class _Latch:
@@ -104,18 +97,14 @@ class Connection:
         self.id = os.urandom(4).hex()
         self.logger = options.logger or logger
         self._state_lock = threading.Lock()  # the core's state: held for in-memory work only
-        self._read_lock = threading.Lock()  # the reader role
         self._term_lock = threading.Lock()
+        self._reader = Reader(self)
         self._writer = Writer(stream, protocol, self._state_lock, self._terminate, self._update_watch)
-        # created on the first queued message: an idle connection does not pay for a deque
-        self._queue: Deque[Union[str, bytes]] = _NO_QUEUE
         self._closed = _Latch()
         self._closing = False
         self._close_deadline: Optional[float] = None
-        self._deferred_since: Optional[float] = None  # since when a peer's violation waits for earlier messages
         self._pings: Dict[bytes, Any] = {}
-        self._left_at = time.monotonic()
-        self._liveness = Liveness(options, stream, self._left_at)
+        self._liveness = Liveness(options, stream, self._reader.left_at)
         self._watching = 0
         self._next_tick: Optional[float] = None
         try:
@@ -132,7 +121,7 @@ class Connection:
         scheduler.register(self)
         self._schedule(self._next_wake(time.monotonic()))
         if leftover:
-            self._process(leftover)
+            self._reader.process(leftover)
         self._writer.flush()
 
     # --- public API -------------------------------------------------------------------
@@ -203,38 +192,7 @@ class Connection:
         :class:`ConnectionClosed` once the connection is closed and every
         message received before the close has been returned.
         """
-        queue = self._queue
-        if queue:
-            try:
-                message = queue.popleft()
-            except IndexError:  # another thread took it
-                pass
-            else:
-                if not self._watching & READ:
-                    self._left()
-                return message
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if not self._read_lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
-            raise WebSocketTimeout("recv() timed out")
-        protocol = self.protocol
-        try:
-            while True:
-                queue = self._queue
-                if queue:
-                    return queue.popleft()
-                if self._closed.is_set():
-                    raise protocol.closed_exception()
-                if protocol.failure_deferred:  # every earlier message was handed out
-                    self._release_failure()
-                    continue
-                try:
-                    data = self.stream.read(deadline)
-                except WebSocketTimeout:
-                    raise WebSocketTimeout("recv() timed out") from None
-                self._process(data)
-        finally:
-            self._read_lock.release()
-            self._left()
+        return self._reader.recv(timeout)
 
     def __iter__(self) -> Iterator[Union[str, bytes]]:
         """Iterate over incoming messages; ends on a normal close, raises on an error."""
@@ -286,48 +244,6 @@ class Connection:
 
     # --- reading ----------------------------------------------------------------------
 
-    def _process(self, data: bytes, *, idle: bool = False) -> None:
-        """Feed bytes to the core and act on the events (reader role held)."""
-        protocol = self.protocol
-        with self._state_lock:
-            events = protocol.receive_data(data)
-        for event in events:
-            if type(event) is Message:
-                queue = self._queue
-                if queue is _NO_QUEUE:
-                    queue = self._queue = collections.deque()
-                limit = self.options.max_queue
-                if self._closing and limit is not None and len(queue) >= limit:
-                    self.logger.debug("%r: message dropped while closing (the queue is full)", self)
-                else:
-                    queue.append(event.data)
-            elif type(event) is Pong:
-                self._got_pong(event.data)
-            elif type(event) is Close:
-                self.logger.debug("%r: received close %d %r", self, event.code, event.reason)
-        if protocol.has_pending or self.stream.owed or protocol.state is not State.OPEN:
-            self._writer.flush()  # pongs, close frames, TLS records; the end of the stream once closing
-        if not data:
-            self._terminate()
-        elif protocol.failure_deferred:
-            if not self._queue:
-                self._release_failure()
-            elif self._deferred_since is None:
-                self._deferred_since = time.monotonic()
-                self._schedule(self._deferred_since + (self.options.close_timeout or IDLE_AFTER))
-        elif protocol.state is not State.OPEN:
-            self._arm_close_deadline()
-            if protocol.failure is not None:
-                self.logger.info("%r: failing connection: %s", self, protocol.failure)
-
-    def _release_failure(self) -> None:
-        """Send the close frame of a peer's violation held back until earlier messages were handed out."""
-        with self._state_lock:
-            self.protocol.release_failure()
-        self.logger.info("%r: failing connection: %s", self, self.protocol.failure)
-        self._arm_close_deadline()
-        self._writer.flush()
-
     def _got_pong(self, payload: bytes) -> None:
         """Resolve the ping this pong answers (and every earlier one)."""
         with self._state_lock:
@@ -340,18 +256,10 @@ class Connection:
                     event.set()
                     del self._pings[key]
 
-    def _left(self) -> None:
-        """The reader role was released: if nobody takes it again soon, the scheduler reads."""
-        now = self._left_at = time.monotonic()
-        if self._closed.is_set():
-            self._release_descriptor()
-        else:
-            self._schedule(now + IDLE_AFTER)
-
     def _watch_now(self) -> None:
         """Let the scheduler read at once if nobody is reading (a pong is expected)."""
-        if not self._read_lock.locked() and not self._closed.is_set():
-            self._left_at = time.monotonic() - IDLE_AFTER
+        if not self._reader.role.locked() and not self._closed.is_set():
+            self._reader.left_at = time.monotonic() - IDLE_AFTER
             self._update_watch()
 
     def _offer(self, message: Any, text: Optional[bool], frames: Optional[List[Any]], window: float) -> bool:
@@ -391,14 +299,15 @@ class Connection:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
-            if self._read_lock.acquire(timeout=0.05 if left is None else min(0.05, left)):
+            reader = self._reader
+            if reader.role.acquire(timeout=0.05 if left is None else min(0.05, left)):
                 try:
                     while not self._closed.is_set():
-                        self._process(self.stream.read(deadline))
+                        reader.process(self.stream.read(deadline))
                 except WebSocketTimeout:
                     break
                 finally:
-                    self._read_lock.release()
+                    reader.role.release()
                     if self._closed.is_set():
                         self._release_descriptor()
             else:
@@ -442,7 +351,8 @@ class Connection:
 
     def _release_descriptor(self) -> None:
         """Close the socket once no thread can be inside it (whoever leaves last does it)."""
-        if self.stream.closed or not self._read_lock.acquire(blocking=False):
+        reader_role = self._reader.role
+        if self.stream.closed or not reader_role.acquire(blocking=False):
             return
         try:
             if self._writer.role.acquire(blocking=False):
@@ -451,7 +361,7 @@ class Connection:
                 finally:
                     self._writer.role.release()
         finally:
-            self._read_lock.release()
+            reader_role.release()
 
     # --- the scheduler's side (never blocks) --------------------------------------------
 
@@ -464,34 +374,16 @@ class Connection:
     def _ready(self, events: int) -> None:
         """The socket is readable or writable while nobody reads or writes it."""
         if events & READ:
-            if self._read_lock.acquire(blocking=False):
-                try:
-                    for _ in range(16):
-                        if self._closed.is_set() or self._queue_full():
-                            break
-                        data = self.stream.read_nowait()
-                        if data is None:
-                            break
-                        self._process(data, idle=True)
-                finally:
-                    self._read_lock.release()
-                    if self._closed.is_set():
-                        self._release_descriptor()
-            else:
-                self._left_at = time.monotonic()  # a reader is back: it reads
+            self._reader.read_idle()
         if events & WRITE:
             self._writer.flush()
         self._update_watch()
-
-    def _queue_full(self) -> bool:
-        limit = self.options.max_queue
-        return not self._closing and limit is not None and len(self._queue) >= limit
 
     def _update_watch(self) -> None:
         """Watch for data while nobody reads, and for room while bytes are owed and nobody writes."""
         events = 0
         if not self._closed.is_set():
-            if not self._read_lock.locked() and not self._queue_full() and time.monotonic() - self._left_at >= IDLE_AFTER:
+            if self._reader.idle(time.monotonic()):
                 events |= READ
             if self.stream.owed and not self._writer.role.locked():
                 events |= WRITE
@@ -518,9 +410,9 @@ class Connection:
             self.logger.debug("%r: close timeout reached; aborting", self)
             self._terminate()
             return None
-        since = self._deferred_since
+        since = self._reader.deferred_since
         if since is not None and self.protocol.failure_deferred and now - since >= (options.close_timeout or IDLE_AFTER):
-            self._release_failure()  # nobody takes the earlier messages: fail now
+            self._reader.release_failure()  # nobody takes the earlier messages: fail now
         writer = self._writer
         if writer.window is not None and stream.busy_since is None and not writer.deferred:
             writer.window = None  # the broadcasts that waited went out
@@ -558,8 +450,9 @@ class Connection:
         due = self._liveness.due(self.protocol.state, self._writer.window)
         if self._close_deadline is not None:
             due.append(self._close_deadline)
-        if not self._watching & READ and not self._read_lock.locked():
-            due.append(self._left_at + IDLE_AFTER)
-        if self._deferred_since is not None and self.protocol.failure_deferred:
-            due.append(self._deferred_since + (self.options.close_timeout or IDLE_AFTER))
+        reader = self._reader
+        if not self._watching & READ and not reader.role.locked():
+            due.append(reader.left_at + IDLE_AFTER)
+        if reader.deferred_since is not None and self.protocol.failure_deferred:
+            due.append(reader.deferred_since + (self.options.close_timeout or IDLE_AFTER))
         return max(min(due), now + 0.001) if due else None

@@ -153,7 +153,7 @@ class Writer:
             self.window = window
         if self.opened:
             self.flush()
-        return True
+        return self.protocol.state is not State.CLOSED  # not taken after all if writing showed the peer gone
 
     def _take_deferred(self) -> List[Any]:
         """The frames of the waiting broadcasts, encoded now (writer role held)."""
