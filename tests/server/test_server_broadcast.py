@@ -6,6 +6,7 @@ import queue
 import socket
 import struct
 import threading
+import time
 from typing import Any, List, Tuple
 
 import pytest
@@ -159,10 +160,18 @@ def test_dead_client_is_skipped(server_factory: Any) -> None:
         assert wait_for(lambda: len(server.connections) == 3, timeout=20)
         dead.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         dead.close()  # reset, no close frame
-        counts = [server.broadcast("x" * 100_000) for _ in range(3)]
-        assert counts[-1] == 2 and all(c in (2, 3) for c in counts)
+        # until the server has seen the reset (a loaded machine may deliver it late), the
+        # dead peer's kernel buffer still takes broadcasts; after that it is skipped
+        counts = [server.broadcast("x" * 1000)]
+        for _ in range(100):
+            if counts[-1] == 2:
+                break
+            time.sleep(0.1)
+            counts.append(server.broadcast("x" * 1000))
+        counts.append(server.broadcast("x" * 1000))
+        assert counts[-2:] == [2, 2] and all(c in (2, 3) for c in counts)
         for ws in alive:
-            assert [ws.recv(timeout=10) for _ in counts] == ["x" * 100_000] * 3
+            assert [ws.recv(timeout=10) for _ in counts] == ["x" * 1000] * len(counts)
     finally:
         for ws in alive:
             ws.close()
