@@ -33,8 +33,9 @@ class Writer:
     """Writes a connection's frames in order, without ever letting a looping sender starve control frames.
 
     ``state_lock`` guards the core (held for in-memory work only); ``failed()``
-    ends the connection after a write error; ``changed()`` is told when the
-    writer role is released, so the scheduler can watch for room to write.
+    ends the connection after a write error; ``changed()`` is told whenever the
+    writer role is released, so the scheduler can watch for room to write, and
+    the descriptor is closed if the connection ended while the role was held.
     """
 
     def __init__(
@@ -54,14 +55,17 @@ class Writer:
 
     def open(self, greeting: bytes) -> None:
         """Send ``greeting`` (a server's 101) before anything else, then what waited for it."""
+        lost = False
         with self.role:
             try:
                 if greeting:
                     self.stream.write([greeting])
             except (OSError, WebSocketTimeout):
-                self._failed()
+                lost = True
             with self._state_lock:
                 self.opened = True
+        if lost:
+            self._failed()  # with the role released, so that the descriptor can be closed
 
     def send(self, message: Any, text: Optional[bool]) -> None:
         """Write one message with the writer role held, fragmented above ``frame_size``.
@@ -82,6 +86,7 @@ class Writer:
                             out[:0] = protocol.data_to_send()
                     self.stream.write(out)
         finally:
+            self._changed()
             if protocol.has_pending or self.deferred:
                 self.flush()  # queued while we held the role (a close, too, when this send was refused)
 
