@@ -33,9 +33,10 @@ class Writer:
     """Writes a connection's frames in order, without ever letting a looping sender starve control frames.
 
     ``state_lock`` guards the core (held for in-memory work only); ``failed()``
-    ends the connection after a write error; ``changed()`` is told whenever the
-    writer role is released, so the scheduler can watch for room to write, and
-    the descriptor is closed if the connection ended while the role was held.
+    ends the connection after a write error; ``changed()`` is told when the
+    writer role is released after a flush (the scheduler may watch for room to
+    write) or after a send that the end of the connection interrupted (the
+    descriptor may then be closed: nobody else can once the role is released).
     """
 
     def __init__(
@@ -86,7 +87,8 @@ class Writer:
                             out[:0] = protocol.data_to_send()
                     self.stream.write(out)
         finally:
-            self._changed()
+            if protocol.state is State.CLOSED:
+                self._changed()  # the connection ended while we held the role: closing the descriptor is ours
             if protocol.has_pending or self.deferred:
                 self.flush()  # queued while we held the role (a close, too, when this send was refused)
 
