@@ -100,7 +100,7 @@ class Connection:
         self._state_lock = threading.Lock()  # the core's state: held for in-memory work only
         self._term_lock = threading.Lock()
         self._reader = Reader(self)
-        self._writer = Writer(stream, protocol, self._state_lock, self._terminate, self._update_watch)
+        self._writer = Writer(stream, protocol, self._state_lock, self._terminate, self._writer_left)
         self._closed = _Latch()
         self._closing = False
         self._close_deadline: Optional[float] = None
@@ -119,6 +119,8 @@ class Connection:
     def _open(self, greeting: bytes = b"", leftover: bytes = b"") -> None:
         """Start: send ``greeting`` (a server's 101) before anything else, then take ``leftover``."""
         self._writer.open(greeting)
+        if self._closed.is_set():
+            return  # the greeting could not be sent
         scheduler.register(self)
         self._schedule(self._next_wake(time.monotonic()))
         if leftover:
@@ -380,6 +382,13 @@ class Connection:
         if events & WRITE:
             self._writer.flush()
         self._update_watch()
+
+    def _writer_left(self) -> None:
+        """The writer role was released: close the descriptor if the connection ended meanwhile, else watch."""
+        if self._closed.is_set():
+            self._release_descriptor()
+        else:
+            self._update_watch()
 
     def _update_watch(self) -> None:
         """Watch for data while nobody reads, and for room while bytes are owed and nobody writes."""

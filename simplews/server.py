@@ -26,7 +26,7 @@ from .listener import Listener
 from .options import DEFAULT_THREAD_STACK_SIZE, ServerOptions
 from .protocol import Protocol
 from .stream import Stream, read_head
-from .transport import discard
+from .transport import discard, new_unix_socket
 from .upgrade import ServerPolicy
 
 __all__ = ["Server", "serve", "DEFAULT_THREAD_STACK_SIZE"]
@@ -384,14 +384,15 @@ def serve(handler: Any = None, **kwargs: Any) -> Server:
 def _bind(host: Optional[str], port: int, unix_socket: Optional[str], backlog: int) -> socket.socket:
     """Create the listening socket (TCP with SO_REUSEADDR, dual-stack for ``::``, or Unix)."""
     if unix_socket is not None:
-        family = getattr(socket, "AF_UNIX", None)
-        if family is None:
-            raise ValueError("unix_socket: Unix sockets are not available on this platform")
-        if os.path.exists(unix_socket):
-            os.unlink(unix_socket)
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.bind(unix_socket)
-        sock.listen(backlog)
+        sock = new_unix_socket()
+        try:
+            if os.path.exists(unix_socket):
+                os.unlink(unix_socket)
+            sock.bind(unix_socket)
+            sock.listen(backlog)
+        except BaseException:
+            sock.close()
+            raise
         return sock
     if host in (None, "", "::") and socket.has_dualstack_ipv6():
         return socket.create_server(("::", port), family=socket.AF_INET6, backlog=backlog, reuse_port=False, dualstack_ipv6=True)

@@ -34,7 +34,9 @@ class Writer:
 
     ``state_lock`` guards the core (held for in-memory work only); ``failed()``
     ends the connection after a write error; ``changed()`` is told when the
-    writer role is released, so the scheduler can watch for room to write.
+    writer role is released after a flush (the scheduler may watch for room to
+    write) or after a send that the end of the connection interrupted (the
+    descriptor may then be closed: nobody else can once the role is released).
     """
 
     def __init__(
@@ -54,14 +56,17 @@ class Writer:
 
     def open(self, greeting: bytes) -> None:
         """Send ``greeting`` (a server's 101) before anything else, then what waited for it."""
+        lost = False
         with self.role:
             try:
                 if greeting:
                     self.stream.write([greeting])
             except (OSError, WebSocketTimeout):
-                self._failed()
+                lost = True
             with self._state_lock:
                 self.opened = True
+        if lost:
+            self._failed()  # with the role released, so that the descriptor can be closed
 
     def send(self, message: Any, text: Optional[bool]) -> None:
         """Write one message with the writer role held, fragmented above ``frame_size``.
@@ -82,6 +87,8 @@ class Writer:
                             out[:0] = protocol.data_to_send()
                     self.stream.write(out)
         finally:
+            if protocol.state is State.CLOSED:
+                self._changed()  # the connection ended while we held the role: closing the descriptor is ours
             if protocol.has_pending or self.deferred:
                 self.flush()  # queued while we held the role (a close, too, when this send was refused)
 
