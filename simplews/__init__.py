@@ -33,6 +33,8 @@ __all__ = [
     "State",
     "CloseCode",
     "DeflateConfig",
+    "RedisBroadcast",
+    "BroadcastStats",
     "WebSocketError",
     "InvalidURI",
     "ConnectError",
@@ -40,6 +42,7 @@ __all__ = [
     "ConnectionRefused",
     "ProxyError",
     "TLSError",
+    "RedisUnavailable",
     "WebSocketTimeout",
     "OpenTimeout",
     "InvalidHandshake",
@@ -53,6 +56,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedOK",
     "ConnectionClosedError",
+    "MissingDependency",
     "__version__",
 ]
 
@@ -68,11 +72,14 @@ _LAZY: Dict[str, str] = {
     "State": "protocol",
     "CloseCode": "frames",
     "DeflateConfig": "deflate",
+    "RedisBroadcast": "cluster",
+    "BroadcastStats": "cluster",
 }
 _LAZY.update({name: "exceptions" for name in __all__ if name not in _LAZY and name != "__version__"})
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Client, connect
+    from .cluster import BroadcastStats, RedisBroadcast
     from .connection import Connection
     from .deflate import DeflateConfig
     from .exceptions import (
@@ -87,11 +94,13 @@ if TYPE_CHECKING:  # pragma: no cover
         InvalidStatus,
         InvalidURI,
         LocalProtocolError,
+        MissingDependency,
         NegotiationError,
         OpenTimeout,
         PayloadTooBig,
         ProtocolError,
         ProxyError,
+        RedisUnavailable,
         RemoteProtocolError,
         TLSError,
         WebSocketError,

@@ -115,3 +115,24 @@ def echo_once(text: str) -> Union[str, bytes]:
     with simplews.serve(on_message=on_message, port=0) as server, simplews.connect(server.url) as ws:
         ws.send(text)
         return ws.recv(timeout=5)
+
+
+def cluster(url: str) -> Tuple[simplews.Server, simplews.RedisBroadcast]:
+    """A server whose broadcasts reach the other processes' clients through Redis."""
+    server = simplews.Server(on_message=on_message, port=0)
+    try:
+        broadcast = simplews.RedisBroadcast(url, channel_prefix="app", timeout=1.0)
+    except simplews.MissingDependency as exc:
+        raise SystemExit(str(exc))
+
+    def deliver(message: Union[str, bytes], room: Optional[str]) -> None:
+        server.broadcast(message)
+
+    try:
+        broadcast.start(deliver)
+    except simplews.RedisUnavailable as exc:
+        raise SystemExit(str(exc))
+    sent: bool = broadcast.publish("hello", room=None)
+    stats: simplews.BroadcastStats = broadcast.stats
+    print(sent, stats.published + stats.delivered + stats.dropped, broadcast.connected, broadcast.instance_id)
+    return server, broadcast
