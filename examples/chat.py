@@ -11,7 +11,7 @@ sender included, so each page shows the room's messages in the same order.
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import simplews
 
@@ -58,8 +58,12 @@ document.getElementById("form").onsubmit = (event) => {
 MAX_MESSAGE = 4096
 
 
-def make_server(host: str = "127.0.0.1", port: int = 8000) -> simplews.Server:
-    """A chat server (not started): the page at ``/``, the room at ``/ws``."""
+def make_server(host: str = "127.0.0.1", port: int = 8000, publish: Optional[Callable[[str], object]] = None) -> simplews.Server:
+    """A chat server (not started): the page at ``/``, the room at ``/ws``.
+
+    ``publish(line)``, when given, also hands every line to other processes
+    (examples/cluster_chat.py passes a RedisBroadcast's).
+    """
     server: Optional[simplews.Server] = None
 
     def process_request(request: simplews.Request) -> Optional[Tuple[int, list, str]]:
@@ -74,6 +78,8 @@ def make_server(host: str = "127.0.0.1", port: int = 8000) -> simplews.Server:
         """Relay text to everyone; binary has no place in this room."""
         if isinstance(message, str) and server is not None:
             server.broadcast(message)
+            if publish is not None:
+                publish(message)
 
     server = simplews.Server(
         on_message=on_message, process_request=process_request, host=host, port=port, max_message_size=MAX_MESSAGE
