@@ -245,8 +245,10 @@ class RedisBroadcast:
         health_check_interval: float = DEFAULT_HEALTH_CHECK_INTERVAL,
     ) -> None:
         self._redis = _import_redis()
-        if timeout <= 0 or max_pending < 1 or reconnect_delay < 0 or reconnect_max_delay < reconnect_delay:
-            raise ValueError("timeout > 0, max_pending >= 1 and 0 <= reconnect_delay <= reconnect_max_delay are required")
+        if timeout <= 0 or health_check_interval <= 0 or max_pending < 1 or not 0 <= reconnect_delay <= reconnect_max_delay:
+            raise ValueError(
+                "timeout > 0, health_check_interval > 0, max_pending >= 1 and 0 <= reconnect_delay <= reconnect_max_delay are required"
+            )
         #: the Redis URL as logs and errors show it (password masked)
         self.url = redact_url(url)
         #: the one channel every publication goes through
@@ -340,7 +342,7 @@ class RedisBroadcast:
         """Unsubscribe, end both threads and close the connections, within about ``timeout`` seconds.
 
         Publications still waiting for ``deliver`` are dropped (and counted).
-        Safe to call more than once, or before :meth:`start`.
+        Safe to call more than once, before :meth:`start`, and from ``deliver``.
         """
         if not self._running:
             return
@@ -350,14 +352,15 @@ class RedisBroadcast:
         subscriber, delivery = self._threads
         subscriber.join(max(0.0, deadline - time.monotonic()))
         self._end_delivery()
-        delivery.join(max(0.0, deadline - time.monotonic()))
+        if threading.current_thread() is not delivery:  # stop() from deliver(): that thread ends after it returns
+            delivery.join(max(0.0, deadline - time.monotonic()))
         locked = self._publish_lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
         try:
             self._close_connections()
         finally:
             if locked:
                 self._publish_lock.release()
-        late = [thread.name for thread in self._threads if thread.is_alive()]
+        late = [thread.name for thread in self._threads if thread.is_alive() and thread is not threading.current_thread()]
         if late:
             logger.warning("RedisBroadcast: %s still running after %.1f s", ", ".join(late), timeout)
 
@@ -401,6 +404,9 @@ class RedisBroadcast:
         kind, name, length, payload = encode_message(message, room)
         if not self._running:
             return self._drop("stopped", "publish() %s: publication dropped", "after stop()" if self._started else "before start()")
+        if threading.current_thread() in self._threads:
+            # deliver() must send to local clients only: publishing from it, the servers would echo each other forever
+            return self._drop("echo", "publish() called from deliver(): publication dropped (deliver to local clients only)")
         if time.monotonic() < self._down_until:
             return self._drop("down", "Redis at %s is unreachable: publication dropped", self.url)
         if not self._publish_lock.acquire(timeout=self.timeout):

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 from cluster_helpers import BroadcastFactory, Inbox
@@ -142,6 +142,43 @@ def test_deliver_raising_is_logged_and_counted(redis_server: RedisServer, caplog
         b.stop()
 
 
+def test_deliver_that_publishes_would_echo_forever_and_is_refused(redis_server: RedisServer, caplog: Any) -> None:
+    """deliver() must send to local clients only; publishing from it is dropped, so two servers cannot ping-pong."""
+    answers: List[bool] = []
+    a = simplews.RedisBroadcast(redis_server.url, channel_prefix="echo")
+    b = simplews.RedisBroadcast(redis_server.url, channel_prefix="echo")
+    inbox = Inbox()
+    a.start(inbox)
+    b.start(lambda message, room: answers.append(b.publish(message)))
+    try:
+        assert a.publish("once")
+        assert wait_for(lambda: answers == [False], timeout=30)
+        assert b.stats.published == 0 and b.stats.dropped == 1 and "called from deliver()" in caplog.text
+        assert sync(b, inbox, 1, "from b's own thread") == ["from b's own thread"]  # nothing echoed before it
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_stop_from_deliver(redis_server: RedisServer) -> None:
+    a = simplews.RedisBroadcast(redis_server.url, channel_prefix="stopping")
+    b = simplews.RedisBroadcast(redis_server.url, channel_prefix="stopping")
+    stopped = threading.Event()
+
+    def deliver(message: Any, room: Optional[str]) -> None:
+        b.stop()
+        stopped.set()
+
+    a.start(lambda message, room: None)
+    b.start(deliver)
+    try:
+        assert a.publish("stop now") and stopped.wait(30)
+        assert wait_for(lambda: "stopped" in repr(b) and not b.connected, timeout=30)
+    finally:
+        a.stop()
+        b.stop()
+
+
 def test_slow_deliver_never_holds_up_the_subscriber(redis_server: RedisServer, caplog: Any) -> None:
     release = threading.Event()
     got: List[Any] = []
@@ -236,9 +273,15 @@ def test_wrong_password_is_a_clear_error(redis_server: RedisServer) -> None:
         ok.stop()
 
 
-def test_not_a_redis_url() -> None:
+def test_not_a_redis_url_nor_sensible_settings() -> None:
     with pytest.raises(simplews.InvalidURI, match="not a Redis URL: http://"):
         simplews.RedisBroadcast("http://127.0.0.1/")
+    bad_settings: List[Dict[str, float]] = [
+        {"timeout": 0}, {"max_pending": 0}, {"health_check_interval": 0}, {"reconnect_delay": 2.0, "reconnect_max_delay": 1.0},
+    ]  # fmt: skip
+    for bad in bad_settings:
+        with pytest.raises(ValueError, match="are required"):
+            simplews.RedisBroadcast(**bad)  # type: ignore[arg-type]
 
 
 def test_without_the_extra_the_error_names_it() -> None:
