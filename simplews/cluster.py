@@ -393,7 +393,8 @@ class RedisBroadcast:
         """Send ``message`` (text for ``str``, binary for bytes-like) to the other servers' ``room`` (``None``: everyone).
 
         Returns whether Redis took it. Never raises for Redis faults and never
-        waits longer than about twice ``timeout``: a publication that cannot
+        waits longer than about three times ``timeout`` (for another thread's
+        publication, then to connect and to publish): a publication that cannot
         be made (Redis unreachable or hung, :meth:`start` not called or
         :meth:`stop` called) is dropped, counted, and logged as a warning.
         Right after a failure, publications are dropped at once until the next
@@ -417,6 +418,7 @@ class RedisBroadcast:
             seq = next(self._seq)  # taken under the lock: sequence numbers follow the order of sending
             envelope = b"".join((_HEADER.pack(_MAGIC, kind, self._id, seq, length), name, payload))
             try:
+                self._drop_if_closed(self._publisher)
                 self._publisher.send_command("PUBLISH", self.channel, envelope)
                 self._publisher.read_response()
             except (self._redis.RedisError, OSError) as exc:
@@ -431,6 +433,21 @@ class RedisBroadcast:
             self._publish_lock.release()
         self._counts.add("published")
         return True
+
+    def _drop_if_closed(self, conn: Any) -> None:
+        """Disconnect an idle connection that Redis closed meanwhile (restarted, idle ``timeout``, CLIENT KILL).
+
+        Checked before sending, so the next command goes out on a new connection: a
+        failure after sending could not be retried without risking a duplicate.
+        """
+        if getattr(conn, "_sock", None) is None:
+            return
+        try:
+            stale = conn.can_read(timeout=0)  # nothing is owed to us: readable means closed
+        except (self._redis.RedisError, OSError):
+            stale = True
+        if stale:
+            conn.disconnect()
 
     def _drop(self, key: str, message: str, *args: Any, seq: Optional[int] = None) -> bool:
         """Count one of our publications as dropped and warn; its sequence number becomes a gap for the others."""

@@ -47,6 +47,20 @@ def test_redis_killed_then_restarted(broadcasts: BroadcastFactory, redis_server:
     assert b.stats.received == 2 and inbox.messages()[:2] == ["before", "after"]
 
 
+def test_publishing_connection_closed_by_redis_is_replaced(broadcasts: BroadcastFactory, redis_server: RedisServer) -> None:
+    """Redis closes idle normal clients (its ``timeout`` setting, CLIENT KILL); pub/sub ones stay."""
+    (a, _), (b, inbox) = broadcasts(), broadcasts()
+    assert a.publish("first") and inbox.wait_for(1)
+    client = redis_server.client()
+    try:
+        assert client.client_kill_filter(_type="normal", skipme=True) >= 1  # a's publishing connection
+    finally:
+        client.close()
+    assert a.publish("after the kill") and a.publish("and again")
+    assert [m for m, _ in inbox.wait_for(3)] == ["first", "after the kill", "and again"]
+    assert a.stats.dropped == 0 and b.stats.gaps == 0 and b.stats.disconnects == 0
+
+
 def test_unreachable_redis_is_retried_with_backoff(broadcasts: BroadcastFactory, redis_server: RedisServer) -> None:
     (a, _) = broadcasts(timeout=0.5, reconnect_delay=0.05, reconnect_max_delay=0.2)
     redis_server.stop()
