@@ -28,6 +28,11 @@ def envelope(sender: bytes, seq: int, payload: bytes, *, kind: bytes = b"t", roo
     return b"SWB1" + kind + sender + struct.pack(">QH", seq, 0xFFFF if room is None else len(name)) + name + payload
 
 
+def settled(broadcast: simplews.RedisBroadcast, **expected: int) -> bool:
+    """Whether the counters reach ``expected`` (bounded): ``delivered`` counts once ``deliver`` has returned."""
+    return wait_for(lambda: all(getattr(broadcast.stats, name) == value for name, value in expected.items()), timeout=30)
+
+
 def sync(sender: simplews.RedisBroadcast, inbox: Inbox, count: int, marker: str = "sync") -> List[Any]:
     """Publish ``marker`` and return the first ``count`` messages ``inbox`` got, the marker last (bounded)."""
     assert sender.publish(marker)
@@ -41,9 +46,8 @@ def test_a_publication_reaches_the_others_but_never_its_own_server(broadcasts: B
     assert a.publish("hello") is True
     assert inbox_b.wait_for(1) == [("hello", None)] and inbox_c.wait_for(1) == [("hello", None)]
     assert sync(b, inbox_a, 1, "from b") == ["from b"]  # "hello" never came back to a
-    assert wait_for(lambda: a.stats.skipped == 1 and b.stats.skipped == 1, timeout=30)
-    stats = a.stats
-    assert (stats.published, stats.received, stats.delivered, stats.dropped, stats.gaps) == (1, 1, 1, 0, 0)
+    assert settled(a, skipped=1, published=1, received=1, delivered=1, dropped=0, gaps=0), a.stats
+    assert settled(b, skipped=1), b.stats
     assert a.instance_id != b.instance_id and len(a.instance_id) == 32
     assert a.connected and "running" in repr(a) and a.channel.endswith(":broadcast")
 
@@ -114,9 +118,7 @@ def test_gaps_and_foreign_messages_are_counted(broadcasts: BroadcastFactory, red
     finally:
         client.close()
     assert [m for m, _ in inbox.wait_for(6)] == ["1", "2", "5", "6", "10", "another sender's first"]
-    assert wait_for(lambda: b.stats.invalid == 2, timeout=30)
-    stats = b.stats
-    assert (stats.gaps, stats.received, stats.delivered) == (2 + 3, 7, 6)  # a sender first seen at 7 is no gap
+    assert settled(b, invalid=2, gaps=2 + 3, received=7, delivered=6), b.stats  # a sender first seen at 7 is no gap
     assert "missed 2 publication(s)" in caplog.text and "not a simplews envelope" in caplog.text
 
 
@@ -135,7 +137,7 @@ def test_deliver_raising_is_logged_and_counted(redis_server: RedisServer, caplog
     try:
         assert a.publish("boom") and a.publish("after")
         assert wait_for(lambda: got == ["after"], timeout=30)
-        assert b.stats.errors == 1 and b.stats.delivered == 1
+        assert settled(b, errors=1, delivered=1), b.stats
         assert "deliver() raised" in caplog.text and "handler bug" in caplog.text
     finally:
         a.stop()
