@@ -41,8 +41,11 @@ napoleon_numpy_docstring = False
 # No intersphinx: the build must not touch the network. Standard-library types in the
 # signatures therefore have no page to link to; everything of ours must resolve.
 nitpick_ignore_regex = [
-    ("py:class", r"(ssl|socket|threading|argparse|enum|collections\.abc|typing|types|_pytest\.\w+)\.\w+"),
+    ("py:class", r"(ssl|socket|threading|logging|argparse|enum|collections\.abc|typing|types|_pytest\.\w+)\.\w+"),
     ("py:class", r"(Path|PathLike|TracebackType)"),
+    # imported for type checking only (ssl loads on first TLS use), documented as simplews.tls.TLS
+    ("py:class", r"TLS"),
+    ("py:class", r"simplews\.options\.T"),
 ]
 
 html_theme = "furo"

@@ -33,6 +33,9 @@ __all__ = [
     "State",
     "CloseCode",
     "DeflateConfig",
+    "ConnectionOptions",
+    "ClientOptions",
+    "ServerOptions",
     "RedisBroadcast",
     "BroadcastStats",
     "WebSocketError",
@@ -72,6 +75,9 @@ _LAZY: Dict[str, str] = {
     "State": "protocol",
     "CloseCode": "frames",
     "DeflateConfig": "deflate",
+    "ConnectionOptions": "options",
+    "ClientOptions": "options",
+    "ServerOptions": "options",
     "RedisBroadcast": "cluster",
     "BroadcastStats": "cluster",
 }
@@ -108,6 +114,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .frames import CloseCode
     from .handshake import Headers, Request, Response
+    from .options import ClientOptions, ConnectionOptions, ServerOptions
     from .protocol import State
     from .server import Server, serve
 

@@ -2,54 +2,29 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import ipaddress
 import logging
-import os
 import random
-import socket
-import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 from urllib.parse import unquote, urljoin, urlsplit
 
 from . import handshake
-from .connection import (
-    DEFAULT_CLOSE_TIMEOUT,
-    DEFAULT_MAX_QUEUE,
-    DEFAULT_PING_INTERVAL,
-    DEFAULT_PING_TIMEOUT,
-    Connection,
-)
-from .exceptions import (
-    ConnectError,
-    ConnectionRefused,
-    InvalidHandshake,
-    InvalidStatus,
-    InvalidURI,
-    NegotiationError,
-    OpenTimeout,
-    ProxyError,
-    WebSocketError,
-)
+from .connection import Connection
+from .exceptions import ConnectError, InvalidHandshake, InvalidStatus, InvalidURI, OpenTimeout, WebSocketError, WebSocketTimeout
 from .handlers import OnClose, OnError, OnMessage, OnOpen, resolve_handler, run_connection
-from .handshake import HeaderLike, Headers, redact_url
-from .protocol import DEFAULT_FRAME_SIZE, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, Protocol
-from .transport import Cancel, default_ssl_context, is_tls_socket, open_tcp, read_head, remaining, wrap_tls
-
-if TYPE_CHECKING:  # pragma: no cover
-    import ssl  # imported on first TLS use (transport.py): keeps ``import simplews`` fast
-
-    from .deflate import DeflateConfig
+from .handshake import Headers, redact_url
+from .options import ClientOptions
+from .protocol import Protocol
+from .stream import Stream, read_head
+from .transport import Cancel, open_stream
+from .upgrade import ClientHandshake
 
 __all__ = ["connect", "Client", "WebSocketURI", "parse_uri"]
 
 logger = logging.getLogger("simplews")
 
-DEFAULT_OPEN_TIMEOUT = 10.0
-MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 #: user-set headers that never follow a redirect to another origin
 _CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
@@ -57,12 +32,6 @@ _CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization
 _STABLE_AFTER = 10.0
 #: the shortest wait between reconnection attempts, whatever ``reconnect_delay`` says
 _MIN_DELAY = 0.01
-
-
-def _user_agent() -> str:
-    from . import __version__
-
-    return f"simplews/{__version__} Python/{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,137 +94,17 @@ def parse_uri(url: str) -> WebSocketURI:
     )
 
 
-# --- proxies ----------------------------------------------------------------------------
-
-
-def _proxy_from_env(uri: WebSocketURI) -> Optional[str]:
-    """The proxy URL the environment sets for ``uri``, honouring NO_PROXY (as curl does)."""
-
-    def env(name: str) -> Optional[str]:
-        return os.environ.get(name.lower()) or os.environ.get(name.upper()) or None
-
-    proxy = env("https_proxy") if uri.secure else env("http_proxy")
-    proxy = proxy or env("all_proxy")
-    if not proxy:
-        return None
-    if _no_proxy_matches(env("no_proxy") or "", uri.host, uri.port):
-        return None
-    return proxy
-
-
-def _no_proxy_matches(no_proxy: str, host: str, port: int) -> bool:
-    """Whether a NO_PROXY list (names, ``.domains``, IPs, CIDRs, ``[v6]``, ``:port``, ``*``) covers the host."""
-    host = host.lower().rstrip(".")
-    for entry in (e.strip().lower() for e in no_proxy.split(",")):
-        if not entry:
-            continue
-        if entry == "*":
-            return True
-        name, want_port = entry, ""
-        if entry.startswith("["):  # [v6] or [v6]:port
-            name, _, rest = entry[1:].partition("]")
-            want_port = rest[1:] if rest.startswith(":") else ""
-        elif entry.count(":") == 1:  # name:port or v4:port (a bare v6 address has several colons)
-            name, _, want_port = entry.partition(":")
-        name = name.lstrip("*").lstrip(".").rstrip(".")
-        if want_port and want_port != str(port):
-            continue
-        if host == name or host.endswith("." + name):
-            return True
-        try:
-            if ipaddress.ip_address(host) in ipaddress.ip_network(name, strict=False):
-                return True
-        except ValueError:
-            pass
-    return False
-
-
-def _connect_via_proxy(
-    proxy: str, uri: WebSocketURI, deadline: Optional[float], cancel: Optional[Cancel] = None
-) -> socket.socket:
-    """Open a tunnel to ``uri`` through an HTTP CONNECT proxy."""
-    try:
-        parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
-        pport = parts.port or 8080
-    except ValueError:
-        raise InvalidURI(f"invalid proxy URL {redact_url(proxy)!r}: bad host or port") from None
-    if parts.scheme not in ("http", "") or not parts.hostname:
-        raise InvalidURI(f"unsupported proxy {parts.scheme}:// (only http:// CONNECT proxies)")
-    try:
-        sock = open_tcp(parts.hostname, pport, deadline, cancel)
-    except ConnectError as exc:  # same class, but say it was the proxy that failed
-        raise type(exc)(f"proxy {parts.hostname}:{pport}: {exc}") from exc
-    try:
-        target = uri.host_header if ":" in uri.host_header.rsplit("]", 1)[-1] else f"{uri.host_header}:{uri.port}"
-        headers = Headers([("Host", target), ("User-Agent", _user_agent())])
-        if parts.username:
-            cred = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-            headers.add("Proxy-Authorization", "Basic " + base64.b64encode(cred.encode()).decode())
-        sock.sendall(f"CONNECT {target} HTTP/1.1\r\n{headers.serialize()}\r\n".encode("latin-1"))
-        try:
-            head, extra = read_head(sock, 64 * 1024, deadline)
-            response = handshake.parse_response(head)
-        except (InvalidHandshake, OSError) as exc:
-            raise ProxyError(f"proxy {parts.hostname}:{pport} failed the CONNECT: {exc}") from exc
-        if response.status // 100 != 2:
-            hint = {407: " (proxy authentication required)", 401: " (proxy authentication failed)"}.get(response.status, "")
-            raise ProxyError(
-                f"proxy {parts.hostname}:{pport} refused CONNECT to {target}: "
-                f"HTTP {response.status} {response.reason}{hint}".replace("  ", " ")
-            )
-        if extra:
-            raise ProxyError("proxy sent data before the tunnel was open")
-        return sock
-    except BaseException:
-        sock.close()
-        raise
-
-
 # --- connect ----------------------------------------------------------------------------
 
 
-def connect(
-    url: str,
-    *,
-    subprotocols: Optional[Sequence[str]] = None,
-    origin: Optional[str] = None,
-    headers: Optional[HeaderLike] = None,
-    user_agent: Optional[str] = "default",
-    compression: Union[str, DeflateConfig, None] = "deflate",
-    open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
-    close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
-    ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
-    ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
-    send_timeout: Optional[float] = None,
-    max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
-    max_fragments: Optional[int] = DEFAULT_MAX_FRAGMENTS,
-    frame_size: Optional[int] = DEFAULT_FRAME_SIZE,
-    max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
-    max_header_size: Optional[int] = handshake.DEFAULT_MAX_HEADER_SIZE,
-    ssl_context: Optional[ssl.SSLContext] = None,
-    server_hostname: Optional[str] = None,
-    proxy: Optional[str] = "auto",
-    unix_socket: Optional[str] = None,
-    sock: Optional[socket.socket] = None,
-    max_redirects: int = MAX_REDIRECTS,
-    _cancel: Optional[Cancel] = None,
-) -> Connection:
+def connect(url: str, *, options: Optional[ClientOptions] = None, _cancel: Optional[Cancel] = None, **kwargs: Any) -> Connection:
     """Open a WebSocket connection and return it (also a context manager).
 
-    Transport: ``ssl_context`` overrides the default certificate checks (certifi's
-    CA bundle); ``proxy`` is an ``http://[user:pass@]host:port`` CONNECT proxy,
-    ``"auto"`` to take it from ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY``, or
-    ``None`` for none; ``unix_socket`` or ``sock`` replace TCP.
-    Timeouts (seconds, ``None`` for none): ``open_timeout`` covers TCP, TLS and
-    the handshake; ``close_timeout`` bounds the close handshake; ``send_timeout``
-    bounds one blocked write (then the connection is aborted).
-    Keepalive: a ping every ``ping_interval``; no pong within ``ping_timeout``
-    closes the connection with 1011. Limits: ``max_message_size`` (incoming,
-    after decompression), ``max_fragments`` (frames per incoming message),
-    ``frame_size`` (outgoing fragmentation),
-    ``max_queue`` (messages read ahead while nobody calls ``recv()``).
-    ``compression="deflate"`` offers permessage-deflate; ``None`` turns it off; a
-    :class:`~simplews.DeflateConfig` sets its parameters, memory use and threshold.
+    The keywords are those of :class:`~simplews.ClientOptions` (handshake,
+    transport, ``open_timeout``, redirects) and
+    :class:`~simplews.ConnectionOptions` (limits, timeouts, keepalive,
+    compression); an unknown one is a ``TypeError``. ``options=`` gives them
+    as one :class:`~simplews.ClientOptions` (keywords then override it).
     Redirects (301, 302, 303, 307, 308) are followed up to ``max_redirects``
     times (``0``: raise the :class:`InvalidStatus`); ``wss`` to ``ws`` is refused.
     From the first hop to another origin (scheme, host or port) on, the
@@ -263,41 +112,19 @@ def connect(
     longer sent; the URL's credentials follow to the same host and port only;
     ``proxy`` credentials go to the proxy on every hop.
     """
-    uri = parse_uri(url)
-    headers = Headers(headers) if headers is not None else None  # read once: an iterator may not be replayed
-    from .deflate import resolve_config
+    return _connect(parse_uri(url), ClientOptions.build("connect", kwargs, options), _cancel)
 
-    compression = resolve_config(compression, is_client=True)
-    deadline = None if open_timeout is None else time.monotonic() + open_timeout
-    for _ in range(max_redirects + 1):
+
+def _connect(uri: WebSocketURI, opts: ClientOptions, cancel: Optional[Cancel]) -> Connection:
+    """Open a connection to ``uri``, following redirects."""
+    headers = Headers(opts.headers) if opts.headers is not None else None  # read once: an iterator may not be replayed
+    deadline = None if opts.open_timeout is None else time.monotonic() + opts.open_timeout
+    for _ in range(opts.max_redirects + 1):
         try:
-            return _open(
-                uri,
-                deadline,
-                subprotocols=subprotocols,
-                origin=origin,
-                headers=headers,
-                user_agent=_user_agent() if user_agent == "default" else user_agent,
-                compression=compression,
-                close_timeout=close_timeout,
-                ping_interval=ping_interval,
-                ping_timeout=ping_timeout,
-                send_timeout=send_timeout,
-                max_message_size=max_message_size,
-                max_fragments=max_fragments,
-                frame_size=frame_size,
-                max_queue=max_queue,
-                max_header_size=max_header_size,
-                ssl_context=ssl_context,
-                server_hostname=server_hostname,
-                proxy=proxy,
-                unix_socket=unix_socket,
-                sock=sock,
-                cancel=_cancel,
-            )
+            return _open(uri, opts, headers, deadline, cancel)
         except InvalidStatus as exc:
             location = exc.response.headers.get("Location") if exc.status in _REDIRECTS else None
-            if location is None or not max_redirects or sock is not None or unix_socket is not None:
+            if location is None or not opts.max_redirects or opts.sock is not None or opts.unix_socket is not None:
                 raise
             target = urljoin(str(uri).replace("ws", "http", 1), location)
             if target.startswith("http"):
@@ -313,122 +140,50 @@ def connect(
                 new = dataclasses.replace(new, username=uri.username, password=uri.password)
             logger.info("following redirect %d to %s", exc.status, redact_url(str(new)))
             uri = new
-    raise InvalidHandshake(f"too many redirects (more than {max_redirects})")
+    raise InvalidHandshake(f"too many redirects (more than {opts.max_redirects})")
 
 
-def _open(uri: WebSocketURI, deadline: Optional[float], **opts: Any) -> Connection:
+def _open(
+    uri: WebSocketURI, opts: ClientOptions, headers: Optional[Headers], deadline: Optional[float], cancel: Optional[Cancel]
+) -> Connection:
     """Open the transport and run the handshake for one URL (no redirects)."""
-    sock: Optional[socket.socket] = opts["sock"]
-    if sock is None:
-        if opts["unix_socket"] is not None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                if opts["cancel"] is not None:
-                    opts["cancel"].track(sock)
-                sock.settimeout(remaining(deadline))
-                sock.connect(opts["unix_socket"])
-            except socket.timeout as exc:
-                sock.close()
-                raise OpenTimeout("timed out connecting to the Unix socket") from exc
-            except ConnectionRefusedError as exc:
-                sock.close()
-                raise ConnectionRefused(f"connection refused by Unix socket {opts['unix_socket']}") from exc
-            except OSError as exc:
-                sock.close()
-                raise ConnectError(f"cannot connect to Unix socket {opts['unix_socket']}: {exc.strerror or exc}") from exc
-        else:
-            proxy = opts["proxy"]
-            if proxy == "auto":
-                proxy = _proxy_from_env(uri)
-            if proxy:
-                sock = _connect_via_proxy(proxy, uri, deadline, opts["cancel"])
-            else:
-                sock = open_tcp(uri.host, uri.port, deadline, opts["cancel"])
+    stream = open_stream(uri, opts, deadline, cancel)
     try:
-        if uri.secure and not is_tls_socket(sock):
-            context = opts["ssl_context"] or default_ssl_context()
-            sock = wrap_tls(sock, context, opts["server_hostname"] or uri.host, deadline, opts["cancel"])
-        return _handshake(sock, uri, deadline, opts)
+        auth = (uri.username, uri.password) if uri.username is not None else None
+        attempt = ClientHandshake(uri.host_header, uri.resource, opts, headers, auth)
+        try:
+            stream.write([attempt.request], deadline)
+            head, leftover = read_head(stream, opts.max_header_size, deadline)
+        except WebSocketTimeout as exc:
+            raise OpenTimeout("timed out during the WebSocket handshake") from exc
+        except OSError as exc:  # e.g. a reset: still an error of ours, not a bare OSError
+            raise ConnectError(f"connection lost during the WebSocket handshake: {exc}") from exc
+        except InvalidHandshake as exc:
+            raise InvalidHandshake(f"{exc} (server {uri.host_header})") from exc
+        response = handshake.parse_response(head)
+        if response.status != 101:
+            response.body = _read_body(stream, response, leftover, deadline)
+        subprotocol, extension = attempt.check(response)
+        protocol = Protocol(
+            True,
+            max_message_size=opts.max_message_size,
+            max_fragments=opts.max_fragments,
+            frame_size=opts.frame_size,
+            extension=extension,
+        )
+        conn = Connection(
+            stream, protocol, opts.connection_options(), request=attempt.sent_request(), response=response, subprotocol=subprotocol
+        )
+        conn._open(leftover=leftover)
     except BaseException:
-        sock.close()
+        stream.shutdown()
+        stream.close()
         raise
-
-
-def _handshake(sock: socket.socket, uri: WebSocketURI, deadline: Optional[float], opts: Any) -> Connection:
-    """Run the opening handshake on an open transport and build the connection."""
-    extra = Headers(opts["headers"]) if opts["headers"] is not None else Headers()
-    if uri.username is not None and "Authorization" not in extra:
-        cred = f"{uri.username}:{uri.password or ''}".encode()
-        extra.add("Authorization", "Basic " + base64.b64encode(cred).decode("ascii"))
-    deflate_config = opts["compression"]  # a DeflateConfig checked by connect(), or None
-    offer = None
-    if deflate_config is not None:
-        from . import deflate
-
-        offer = deflate.client_offer(deflate_config)
-    key = handshake.generate_key()
-    request = handshake.build_request(
-        uri.host_header,
-        uri.resource,
-        key,
-        subprotocols=opts["subprotocols"],
-        extensions=offer,
-        origin=opts["origin"],
-        user_agent=None if "User-Agent" in extra else opts["user_agent"],
-        extra_headers=extra,
-    )
-    try:
-        sock.settimeout(remaining(deadline))
-        sock.sendall(request)
-        head, leftover = read_head(sock, opts["max_header_size"], deadline)
-    except socket.timeout as exc:
-        raise OpenTimeout("timed out during the WebSocket handshake") from exc
-    except WebSocketError:
-        raise
-    except OSError as exc:  # e.g. a reset: still an error of ours, not a bare OSError
-        raise ConnectError(f"connection lost during the WebSocket handshake: {exc}") from exc
-    response = handshake.parse_response(head)
-    if response.status != 101:
-        response.body = _read_body(sock, response, leftover, deadline)
-    subprotocol = handshake.check_response(response, key, subprotocols=opts["subprotocols"])
-    extension = None
-    ext_values = response.headers.get_all("Sec-WebSocket-Extensions")
-    if ext_values:
-        if deflate_config is None:
-            raise NegotiationError("server accepted an extension that was not offered")
-        from . import deflate
-
-        extension = deflate.client_accept(ext_values, deflate_config)
-    sock.settimeout(None)
-    protocol = Protocol(
-        True,
-        max_message_size=opts["max_message_size"],
-        max_fragments=opts["max_fragments"],
-        frame_size=opts["frame_size"],
-        extension=extension,
-    )
-    try:
-        req = handshake.parse_request(request)  # what we sent, readable as ws.request.headers
-    except WebSocketError:
-        req = handshake.Request(uri.resource, handshake.Headers(), remote_address=None)
-    conn = Connection(
-        sock,
-        protocol,
-        request=req,
-        response=response,
-        subprotocol=subprotocol,
-        leftover=leftover,
-        ping_interval=opts["ping_interval"],
-        ping_timeout=opts["ping_timeout"],
-        close_timeout=opts["close_timeout"],
-        send_timeout=opts["send_timeout"],
-        max_queue=opts["max_queue"],
-    )
     logger.info("connected to %s", redact_url(str(uri)))
     return conn
 
 
-def _read_body(sock: socket.socket, response: handshake.Response, data: bytes, deadline: Optional[float]) -> bytes:
+def _read_body(stream: Stream, response: handshake.Response, data: bytes, deadline: Optional[float]) -> bytes:
     """Read a short error body after a non-101 response (best effort, bounded)."""
     length = response.headers.get("Content-Length")
     try:
@@ -438,8 +193,7 @@ def _read_body(sock: socket.socket, response: handshake.Response, data: bytes, d
     buf = bytearray(data)
     try:
         while len(buf) < want:
-            sock.settimeout(remaining(deadline))
-            chunk = sock.recv(want - len(buf))
+            chunk = stream.read(deadline)
             if not chunk:
                 break
             buf += chunk
@@ -456,7 +210,8 @@ class Client:
 
     ``run_forever()`` blocks; ``start()`` runs it in a background (daemon)
     thread; ``stop()`` closes the connection and waits for that thread. Every
-    other keyword goes to :func:`connect`. Callbacks run on the client's thread:
+    other keyword is an option of :func:`connect` (checked here: an unknown
+    one is a ``TypeError`` at this call). Callbacks run on the client's thread:
     ``on_open(ws)`` for every new connection, ``on_message(ws, message)``,
     ``on_close(ws, code, reason)`` once per connection, and
     ``on_error(ws, exc)`` (``ws`` is ``None`` when connecting failed).
@@ -481,13 +236,12 @@ class Client:
         reconnect_max_delay: float = 60.0,
         retry_on_rejection: bool = False,
         max_retries: Optional[int] = None,
-        **connect_options: Any,
+        options: Optional[ClientOptions] = None,
+        **kwargs: Any,
     ) -> None:
-        parse_uri(url)
-        if "compression" in connect_options:
-            from .deflate import resolve_config
-
-            resolve_config(connect_options["compression"], is_client=True)  # fail here, not at each reconnect
+        self._uri = parse_uri(url)
+        #: the :class:`~simplews.ClientOptions` of every connection attempt
+        self.options = ClientOptions.build("Client", kwargs, options)
         self.url = url
         self._handler_factory = resolve_handler(
             handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error
@@ -497,7 +251,6 @@ class Client:
         self.reconnect_max_delay = reconnect_max_delay
         self.retry_on_rejection = retry_on_rejection
         self.max_retries = max_retries
-        self.connect_options = connect_options
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()
@@ -532,7 +285,7 @@ class Client:
             with self._lock:
                 self._cancel = cancel
             try:
-                ws = connect(self.url, **self.connect_options, _cancel=cancel)
+                ws = _connect(self._uri, self.options, cancel)
             except (WebSocketError, OSError) as exc:
                 if self._stop.is_set():  # stop() aborted the attempt: not an error to report
                     return
@@ -574,7 +327,7 @@ class Client:
             except Exception:
                 logger.exception("on_error raised")
         else:
-            logger.warning("connecting to %s failed: %s", redact_url(str(parse_uri(self.url))), exc)
+            logger.warning("connecting to %s failed: %s", redact_url(str(self._uri)), exc)
 
     def _should_retry(self, exc: BaseException, failures: int) -> bool:
         """Whether to try connecting again after ``exc``."""

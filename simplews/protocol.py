@@ -15,7 +15,7 @@ import dataclasses
 import enum
 import logging
 import os
-from typing import Any, List, Optional, Union
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
 from .exceptions import (
     ConnectionClosed,
@@ -122,6 +122,123 @@ class Close:
 Event = Union[Message, Ping, Pong, Close]
 
 
+class _Incoming:
+    """The data message being received: fragment reassembly, UTF-8 validation, size limits."""
+
+    __slots__ = (
+        "max_size", "max_fragments", "extension", "frame_left", "fin", "key", "offset",
+        "opcode", "compressed", "parts", "size", "frames", "decoder",
+    )
+
+    def __init__(self, max_size: Optional[int], max_fragments: Optional[int], extension: Any) -> None:
+        self.max_size = max_size
+        self.max_fragments = max_fragments
+        self.extension = extension
+        self.frame_left = -1  # payload bytes of the current data frame still to come (-1: between frames)
+        self.fin = False
+        self.key: Optional[bytes] = None
+        self.offset = 0
+        self.opcode = 0  # of the message in progress (0: none)
+        self.compressed = False
+        # the payload so far: large pieces as they came, small ones gathered, so that the list
+        # grows with the size of the message, never with how many frames or reads it took
+        self.parts: List[Any] = []
+        self.size = 0
+        self.frames = 0
+        self.decoder: Any = None
+
+    def check(self, opcode: int, rsv1: bool, length: int) -> None:
+        """The rules for a data frame's header: fragment order, frames per message, size (1009)."""
+        if opcode == _CONT:
+            if not self.opcode:
+                raise RemoteProtocolError("continuation frame without a message to continue")
+            limit = self.max_fragments
+            if limit is not None and self.frames >= limit:
+                raise PayloadTooBig(f"message has more than {limit} frames")
+            if not self.compressed:
+                self.account(length)
+        elif self.opcode:
+            raise RemoteProtocolError("new data frame before the fragmented message ended")
+        elif not rsv1:
+            self.size = 0
+            self.account(length)
+
+    def account(self, added: int) -> None:
+        """The size limit (decompressed size): check it before taking ``added`` more bytes."""
+        limit = self.max_size
+        if limit is not None and self.size + added > limit:
+            raise PayloadTooBig(f"message exceeds {limit} bytes")
+
+    def start_frame(self, opcode: int, fin: int, rsv1: int, key: Optional[bytes], length: int) -> None:
+        """Begin receiving a data frame's payload."""
+        self.frame_left = length
+        self.fin = bool(fin)
+        self.key = key
+        self.offset = 0
+        if opcode:
+            self.opcode = opcode
+            self.compressed = bool(rsv1)
+            self.size = self.frames = 0
+        self.frames += 1
+        if not self.compressed:
+            self.size += length
+
+    def feed(self, buf: Any, pos: int, end: int, events: List[Event]) -> int:
+        """Take as much of the current frame's payload as ``buf[pos:end]`` holds; return where it stopped."""
+        take = self.frame_left if self.frame_left <= end - pos else end - pos
+        chunk = buf[pos : pos + take]
+        if self.key is not None:
+            key = self.key
+            shift = self.offset & 3
+            if shift:
+                key = key[shift:] + key[:shift]
+            chunk = apply_mask(chunk, key)
+        self.offset += take
+        self.frame_left -= take
+        self.payload(chunk, events)
+        return pos + take
+
+    def payload(self, chunk: Any, events: List[Event]) -> None:
+        """Take the next piece of a data frame's payload; emit the message after its last piece."""
+        frame_done = self.frame_left == 0
+        if frame_done:
+            self.frame_left = -1
+        last = frame_done and self.fin
+        if self.compressed:
+            limit = self.max_size
+            chunk = self.extension.decompress_frame(chunk, fin=last, max_size=None if limit is None else limit - self.size)
+            self.account(len(chunk))
+            self.size += len(chunk)
+        parts = self.parts
+        text = self.opcode == _TEXT
+        if not parts and last:  # the whole message in one piece: no copy, no incremental decoding
+            self.end_message()
+            events.append(Message(decode_utf8(chunk) if text else bytes(chunk)))
+            return
+        if text:
+            if self.decoder is None:
+                self.decoder = utf8_decoder()
+            decode_utf8(chunk, self.decoder, last)  # fail fast on invalid UTF-8
+        if len(chunk) >= _PART_SIZE:
+            parts.append(chunk if type(chunk) is bytes else bytes(chunk))
+        elif parts and type(parts[-1]) is bytearray:
+            parts[-1] += chunk
+        else:
+            parts.append(bytearray(chunk))
+        if last:
+            self.end_message()
+            data = b"".join(parts)
+            events.append(Message(decode_utf8(data) if text else data))
+
+    def end_message(self) -> None:
+        """Forget the message in progress."""
+        self.opcode = 0
+        self.compressed = False
+        if self.parts:
+            self.parts = []
+        self.decoder = None
+
+
 class Protocol:
     """RFC 6455 state machine for one side of an open connection."""
 
@@ -158,20 +275,7 @@ class Protocol:
         self._keys = b""
         self._key_pos = 0
         self._buf = bytearray()
-        # the data frame being received (``_f_left`` < 0: none)
-        self._f_left = -1
-        self._f_fin = False
-        self._f_key: Optional[bytes] = None
-        self._f_offset = 0
-        # the message being reassembled (``_m_opcode`` 0: none)
-        self._m_opcode = 0
-        self._m_compressed = False
-        # the payload so far: large pieces as they came, small ones gathered, so that the list
-        # grows with the size of the message, never with how many frames or reads it took
-        self._m_parts: List[Any] = []
-        self._m_size = 0
-        self._m_frames = 0
-        self._m_decoder: Any = None
+        self._in = _Incoming(max_message_size, max_fragments, extension)
 
     # --- receiving ------------------------------------------------------------------
 
@@ -214,63 +318,49 @@ class Protocol:
         end = len(buf)
         want_mask = not self.is_client
         limit = self.max_message_size
+        incoming = self._in
         while pos < end and self.close_rcvd is None:
-            if self._f_left < 0:
-                header = parse_header(buf, pos)
-                if header is None:
+            if incoming.frame_left >= 0:  # inside a data frame's payload
+                pos = incoming.feed(buf, pos, end, events)
+                continue
+            header = parse_header(buf, pos)
+            if header is None:
+                break
+            b0, masked, length, size = header
+            start = pos + size
+            stop = start + length
+            if (
+                (b0 == 0x81 or b0 == 0x82)
+                and masked is want_mask
+                and stop <= end
+                and not incoming.opcode
+                and (limit is None or length <= limit)
+            ):
+                # fast path: a whole text or binary message in one frame that passes every rule
+                payload = buf[start:stop]
+                if masked and length:
+                    payload = apply_mask(payload, bytes(buf[start - 4 : start]))
+                pos = stop
+                events.append(Message(decode_utf8(payload) if b0 == 0x81 else bytes(payload)))
+                continue
+            opcode = self._check_header(b0, masked, length)
+            if opcode >= 8:  # control frames are handled whole
+                if stop > end:
                     break
-                b0, masked, length, size = header
-                start = pos + size
-                stop = start + length
-                if (
-                    (b0 == 0x81 or b0 == 0x82)
-                    and masked is want_mask
-                    and stop <= end
-                    and not self._m_opcode
-                    and (limit is None or length <= limit)
-                ):
-                    # fast path: a whole text or binary message in one frame that passes every rule
-                    payload = buf[start:stop]
-                    if masked and length:
-                        payload = apply_mask(payload, bytes(buf[start - 4 : start]))
-                    pos = stop
-                    events.append(Message(decode_utf8(payload) if b0 == 0x81 else bytes(payload)))
-                    continue
-                opcode = self._check_header(b0, masked, length)
-                if opcode >= 8 or (stop <= end and b0 & 0xC0 == 0x80 and not self._m_opcode):
-                    # a control frame, or a whole message in one uncompressed frame: handled whole
-                    if stop > end:
-                        break
-                    payload = buf[start:stop]
-                    if masked and length:
-                        payload = apply_mask(payload, bytes(buf[start - 4 : start]))
-                    pos = stop
-                    if opcode >= 8:
-                        self._control(opcode, bytes(payload), events)
-                    else:
-                        events.append(Message(decode_utf8(payload) if opcode == _TEXT else bytes(payload)))
-                    continue
-                pos = start
-                self._start_frame(opcode, b0 & FIN, b0 & RSV1, bytes(buf[start - 4 : start]) if masked else None, length)
-                if length == 0:
-                    self._frame_payload(b"", events)
-                    continue
-            take = self._f_left if self._f_left <= end - pos else end - pos
-            chunk = buf[pos : pos + take]
-            pos += take
-            if self._f_key is not None:
-                key = self._f_key
-                shift = self._f_offset & 3
-                if shift:
-                    key = key[shift:] + key[:shift]
-                chunk = apply_mask(chunk, key)
-            self._f_offset += take
-            self._f_left -= take
-            self._frame_payload(chunk, events)
+                payload = buf[start:stop]
+                if masked and length:
+                    payload = apply_mask(payload, bytes(buf[start - 4 : start]))
+                pos = stop
+                self._control(opcode, bytes(payload), events)
+                continue
+            incoming.start_frame(opcode, b0 & FIN, b0 & RSV1, bytes(buf[start - 4 : start]) if masked else None, length)
+            pos = start
+            if length == 0:
+                incoming.payload(b"", events)
         return pos
 
     def _check_header(self, b0: int, masked: bool, length: int) -> int:
-        """Apply RFC 6455 section 5 rules and our limits to a frame header; return its opcode."""
+        """Apply RFC 6455 section 5 rules to a frame header; return its opcode."""
         if masked is self.is_client:
             raise RemoteProtocolError("masked frame from server" if self.is_client else "unmasked frame from client")
         opcode = b0 & 0x0F
@@ -283,89 +373,11 @@ class Protocol:
                 raise RemoteProtocolError("RSV1 set on a continuation or control frame")
         if opcode not in KNOWN_OPCODES:
             raise RemoteProtocolError(f"reserved opcode {opcode}")
-        if opcode >= 8:
-            return opcode
-        if opcode == _CONT:
-            if not self._m_opcode:
-                raise RemoteProtocolError("continuation frame without a message to continue")
-            limit = self.max_fragments
-            if limit is not None and self._m_frames >= limit:
-                raise PayloadTooBig(f"message has more than {limit} frames")
-            if not self._m_compressed:
-                self._account(length, self._m_size)
-            return opcode
-        if self._m_opcode:
-            raise RemoteProtocolError("new data frame before the fragmented message ended")
-        if self._debug:
-            logger.debug("< frame opcode=%d fin=%s len=%d", opcode, b0 >> 7, length)
-        if not b0 & RSV1:
-            self._account(length, 0)
+        if opcode < 8:
+            if self._debug:
+                logger.debug("< frame opcode=%d fin=%s len=%d", opcode, b0 >> 7, length)
+            self._in.check(opcode, bool(b0 & RSV1), length)
         return opcode
-
-    def _account(self, added: int, so_far: int) -> None:
-        """Check the message size limit before taking ``added`` more bytes (decompressed size)."""
-        limit = self.max_message_size
-        if limit is not None and so_far + added > limit:
-            raise PayloadTooBig(f"message exceeds {limit} bytes")
-
-    def _start_frame(self, opcode: int, fin: int, rsv1: int, key: Optional[bytes], length: int) -> None:
-        """Begin receiving a data frame's payload."""
-        self._f_left = length
-        self._f_fin = bool(fin)
-        self._f_key = key
-        self._f_offset = 0
-        if opcode:
-            self._m_opcode = opcode
-            self._m_compressed = bool(rsv1)
-            self._m_size = 0
-            self._m_frames = 0
-        self._m_frames += 1
-        if not self._m_compressed:
-            self._m_size += length
-
-    def _frame_payload(self, chunk: Any, events: List[Event]) -> None:
-        """Take the next piece of a data frame's payload; emit the message after its last piece."""
-        frame_done = self._f_left == 0
-        if frame_done:
-            self._f_left = -1
-        last = frame_done and self._f_fin
-        if self._m_compressed:
-            chunk = self.extension.decompress_frame(chunk, fin=last, max_size=self._room())
-            self._account(len(chunk), self._m_size)
-            self._m_size += len(chunk)
-        parts = self._m_parts
-        text = self._m_opcode == _TEXT
-        if not parts and last:  # the whole message in one piece: no copy, no incremental decoding
-            self._end_message()
-            events.append(Message(decode_utf8(chunk) if text else bytes(chunk)))
-            return
-        if text:
-            if self._m_decoder is None:
-                self._m_decoder = utf8_decoder()
-            decode_utf8(chunk, self._m_decoder, last)  # fail fast on invalid UTF-8
-        if len(chunk) >= _PART_SIZE:
-            parts.append(chunk if type(chunk) is bytes else bytes(chunk))
-        elif parts and type(parts[-1]) is bytearray:
-            parts[-1] += chunk
-        else:
-            parts.append(bytearray(chunk))
-        if last:
-            self._end_message()
-            data = b"".join(parts)
-            events.append(Message(decode_utf8(data) if text else data))
-
-    def _room(self) -> Optional[int]:
-        """How many more (decompressed) bytes the current message may have."""
-        limit = self.max_message_size
-        return None if limit is None else limit - self._m_size
-
-    def _end_message(self) -> None:
-        """Forget the message just completed."""
-        self._m_opcode = 0
-        self._m_compressed = False
-        if self._m_parts:
-            self._m_parts = []
-        self._m_decoder = None
 
     def _control(self, opcode: int, payload: bytes, events: List[Event]) -> None:
         """Handle a complete control frame."""
@@ -394,7 +406,7 @@ class Protocol:
     def _fail(self, exc: RemoteProtocolError, defer: bool = True) -> None:
         """Fail the connection (RFC 6455 7.1.7): send a close frame, ignore the rest."""
         self.failure = exc
-        self._end_message()
+        self._in.end_message()
         if self._debug:
             logger.debug("protocol failure %d: %s", exc.code, exc)
         if defer and self.defer_failure_close and self.close_sent is None and self.state is State.OPEN:
@@ -431,7 +443,7 @@ class Protocol:
     # --- sending --------------------------------------------------------------------
 
     def data_to_send(self) -> List[Any]:
-        """Frames the protocol queued itself (pongs, close frames), in the order to write them."""
+        """Control frames to write before any further data frame (pongs, pings, close), in order."""
         out, self._pending = self._pending, []
         if self._pongs:
             out[:0], self._pongs = self._pongs, []  # a close frame, if one is queued, stays last
@@ -463,6 +475,24 @@ class Protocol:
         ``str`` becomes a text message and bytes-like a binary one unless
         ``text`` says otherwise (``text=True`` needs valid UTF-8 bytes).
         """
+        opcode, payload, rsv1 = self._prepare(data, text)
+        size = self.frame_size
+        if size is None or len(payload) <= size:
+            return encode_frame(opcode, payload, True, rsv1, self._mask_key() if self.is_client else None)
+        return [buf for frame in self._fragments(opcode, payload, rsv1) for buf in frame]
+
+    def send_message_frames(self, data: Data, *, text: Optional[bool] = None) -> Iterator[List[Any]]:
+        """The frames of one message, each encoded (and masked) only when it is asked for.
+
+        For large messages: they go out frame by frame with control frames
+        between them, and masking never copies more than one frame. Raises
+        :class:`ConnectionClosed` at the next frame once a close was sent.
+        """
+        opcode, payload, rsv1 = self._prepare(data, text)
+        return self._fragments(opcode, payload, rsv1)
+
+    def _prepare(self, data: Data, text: Optional[bool]) -> Tuple[int, Any, bool]:
+        """Check and encode a message's payload (compressed if negotiated): ``(opcode, payload, rsv1)``."""
         if self.state is not State.OPEN:
             raise self.closed_exception()
         if type(data) is str or isinstance(data, str):
@@ -489,16 +519,18 @@ class Protocol:
             payload = ext.compress_message(payload)
         if self._debug:
             logger.debug("> message opcode=%d len=%d", opcode, len(payload))
-        size = self.frame_size
-        if size is None or len(payload) <= size:
-            return encode_frame(opcode, payload, True, rsv1, self._mask_key() if self.is_client else None)
+        return opcode, payload, rsv1
+
+    def _fragments(self, opcode: int, payload: Any, rsv1: bool) -> Iterator[List[Any]]:
+        """Frame ``payload`` in pieces of ``frame_size``, lazily; stop once a close was sent."""
+        size = self.frame_size or max(len(payload), 1)
         view = memoryview(payload).cast("B") if not isinstance(payload, bytes) else memoryview(payload)
-        out: List[Any] = []
         total = len(view)
-        for start in range(0, total, size):
+        for start in range(0, max(total, 1), size):
+            if start and self.close_sent is not None:
+                raise self.closed_exception()
             stop = start + size
-            out += self._frame(opcode if start == 0 else _CONT, view[start:stop], stop >= total, rsv1 and start == 0)
-        return out
+            yield self._frame(opcode if start == 0 else _CONT, view[start:stop], stop >= total, rsv1 and start == 0)
 
     def _mask_key(self) -> bytes:
         """A fresh masking key from a pool refilled from ``os.urandom`` (one syscall per 256 keys)."""
@@ -509,16 +541,16 @@ class Protocol:
         self._key_pos = pos + 4
         return self._keys[pos : pos + 4]
 
-    def send_ping(self, data: Union[str, bytes] = b"") -> List[Any]:
-        """Encode a ping (at most 125 bytes)."""
-        return self._control_out(_PING, data)
+    def send_ping(self, data: Union[str, bytes] = b"") -> None:
+        """Queue a ping (at most 125 bytes) in :meth:`data_to_send`."""
+        self._pending += self._control_out(_PING, data)
 
-    def send_pong(self, data: Union[str, bytes] = b"") -> List[Any]:
-        """Encode an unsolicited pong (at most 125 bytes)."""
-        return self._control_out(_PONG, data)
+    def send_pong(self, data: Union[str, bytes] = b"") -> None:
+        """Queue an unsolicited pong (at most 125 bytes) in :meth:`data_to_send`."""
+        self._pending += self._control_out(_PONG, data)
 
     def _control_out(self, opcode: int, data: Union[str, bytes]) -> List[Any]:
-        """Encode a ping or pong after checking its size."""
+        """Encode a ping or pong after checking the state and its size."""
         if self.state is not State.OPEN:
             raise self.closed_exception()
         payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
@@ -526,19 +558,19 @@ class Protocol:
             raise LocalProtocolError("control frame payload longer than 125 bytes")
         return self._frame(opcode, payload)
 
-    def send_close(self, code: Optional[int] = 1000, reason: str = "") -> List[Any]:
-        """Start the close handshake; return what to write (pending frames, then our close).
+    def send_close(self, code: Optional[int] = 1000, reason: str = "") -> None:
+        """Start the close handshake: queue our close frame in :meth:`data_to_send`.
 
-        Nothing new is encoded if a close was already sent.
+        Nothing new is queued if a close was already sent; a peer's violation
+        held back (:attr:`failure_deferred`) decides the code instead.
         """
-        if self.failure_deferred:  # the peer's violation decides the code
+        if self.failure_deferred:
             self.release_failure()
-            return self.data_to_send()
+            return
         if self.close_sent is not None or self.state is State.CLOSED:
-            return []
+            return
         payload = encode_close(code, reason)  # validates before changing state
         self._send_close_payload(code, reason, payload)
-        return self.data_to_send()
 
     def _send_close(self, code: Optional[int], reason: str) -> None:
         """Queue our close frame in the pending output."""

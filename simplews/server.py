@@ -1,4 +1,11 @@
-"""The threaded server: an accept thread plus one thread per connection."""
+"""The threaded server: an accept thread (:mod:`simplews.listener`) and one thread per connection.
+
+The policy of the upgrade is :class:`simplews.upgrade.ServerPolicy`'s; this
+module wires the pieces: bind, admit, run the handshake on the connection's
+thread, register the connection before its 101 goes out (so a broadcast made
+right after a client's ``connect()`` returned reaches it), run its handler,
+and shut everything down.
+"""
 
 from __future__ import annotations
 
@@ -6,50 +13,31 @@ import logging
 import os
 import signal
 import socket
-import ssl
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from . import fanout, handshake
-from .connection import (
-    DEFAULT_CLOSE_TIMEOUT,
-    DEFAULT_MAX_QUEUE,
-    DEFAULT_PING_INTERVAL,
-    DEFAULT_PING_TIMEOUT,
-    Connection,
-)
-from .exceptions import InvalidHandshake, NegotiationError, OpenTimeout, WebSocketError
+from .connection import Connection
+from .exceptions import InvalidHandshake, WebSocketError, WebSocketTimeout
 from .handlers import OnClose, OnError, OnMessage, OnOpen, resolve_handler, run_connection
 from .handshake import Headers, Request, Response, redact_url
-from .listener import DEFAULT_MAX_PENDING_HANDSHAKES, Listener
-from .protocol import DEFAULT_FRAME_SIZE, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, Protocol, State
-from .transport import discard, read_head
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .deflate import DeflateConfig
+from .listener import Listener
+from .options import DEFAULT_THREAD_STACK_SIZE, ServerOptions
+from .protocol import Protocol
+from .stream import Stream, read_head
+from .transport import discard
+from .upgrade import ServerPolicy
 
 __all__ = ["Server", "serve", "DEFAULT_THREAD_STACK_SIZE"]
 
 logger = logging.getLogger("simplews")
 
-#: Stack size for connection threads. Only touched pages are resident, so an
-#: idle connection costs about 43 KiB resident whatever this is (measured with
-#: 1,000 connections); what it bounds is address space: about 1.8 MiB per
-#: connection at 512 KiB against 9.5 MiB with the usual 8 MiB default, which
-#: matters on 32-bit boards. 512 KiB is the smallest power of two at which
-#: handler code recursing to Python's default recursion limit gets a
-#: RecursionError rather than a crash on CPython 3.9 and 3.10 (256 KiB crashes).
-DEFAULT_THREAD_STACK_SIZE = 512 * 1024
-DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 _stack_lock = threading.Lock()
 
 
 class _Interrupted(BaseException):
     """Internal: SIGINT or SIGTERM arrived in :meth:`Server.serve_forever`."""
-
-ProcessRequest = Callable[[Request], Optional[Union[Response, Tuple[int, Any, Any]]]]
-SelectSubprotocol = Callable[[Request, Sequence[str]], Optional[str]]
 
 
 class Server:
@@ -59,21 +47,18 @@ class Server:
     handler object or class with those methods, or a ``handler(ws)`` function.
     Use it as a context manager (starts in the background, shuts down on
     exit), or call :meth:`start` / :meth:`serve_forever` and :meth:`shutdown`.
+    Every other keyword is one of :class:`~simplews.ServerOptions` (where to
+    listen, TLS, handshake policy, admission limits) or
+    :class:`~simplews.ConnectionOptions` (limits, timeouts, keepalive,
+    compression); an unknown one is a ``TypeError``. ``options=`` gives them
+    as one :class:`~simplews.ServerOptions` (keywords then override it).
 
     Every connection's :class:`~simplews.Request` (path, ``query``, headers,
     ``remote_address``, chosen ``subprotocol``) is ``ws.request`` in every
     handler style. Before the upgrade, ``process_request(request)`` may answer
     with a :class:`~simplews.Response` or ``(status, headers, body)`` instead
     (health checks, pages, 401/403); if it raises, the client gets a 500. A
-    plain GET without ``Upgrade`` gets 426. Policies: ``origins`` (403),
-    ``subprotocols`` or ``select_subprotocol(request, offered)``,
-    ``max_connections`` (503; over TLS the connection is just closed),
-    ``handshake_timeout`` (slow or silent clients dropped), ``max_header_size``
-    (431). Transports: ``ssl_context``, ``host="::"`` (dual-stack), ``unix_socket``,
-    ``sock`` (a bound socket); listening sockets use ``SO_REUSEADDR``. Each
-    connection has one thread, started with ``thread_stack_size``.
-    ``compression`` is ``"deflate"`` (accept permessage-deflate offers), ``None``
-    (decline them) or a :class:`~simplews.DeflateConfig` (parameters, memory, threshold).
+    plain GET without ``Upgrade`` gets 426.
     """
 
     def __init__(
@@ -84,92 +69,39 @@ class Server:
         on_message: Optional[OnMessage] = None,
         on_close: Optional[OnClose] = None,
         on_error: Optional[OnError] = None,
-        host: Optional[str] = "127.0.0.1",
-        port: int = 8765,
-        sock: Optional[socket.socket] = None,
-        unix_socket: Optional[str] = None,
-        ssl_context: Optional[ssl.SSLContext] = None,
-        subprotocols: Optional[Sequence[str]] = None,
-        select_subprotocol: Optional[SelectSubprotocol] = None,
-        origins: Optional[Iterable[Optional[str]]] = None,
-        process_request: Optional[ProcessRequest] = None,
-        compression: Union[str, DeflateConfig, None] = "deflate",
-        max_connections: Optional[int] = None,
-        max_pending_handshakes: Optional[int] = DEFAULT_MAX_PENDING_HANDSHAKES,
-        handshake_timeout: Optional[float] = DEFAULT_HANDSHAKE_TIMEOUT,
-        max_header_size: Optional[int] = handshake.DEFAULT_MAX_HEADER_SIZE,
-        ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
-        ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
-        close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
-        send_timeout: Optional[float] = None,
-        max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
-        max_fragments: Optional[int] = DEFAULT_MAX_FRAGMENTS,
-        frame_size: Optional[int] = DEFAULT_FRAME_SIZE,
-        max_queue: Optional[int] = DEFAULT_MAX_QUEUE,
-        thread_stack_size: Optional[int] = DEFAULT_THREAD_STACK_SIZE,
-        backlog: int = 128,
+        options: Optional[ServerOptions] = None,
+        **kwargs: Any,
     ) -> None:
-        from .deflate import resolve_config
-
-        if thread_stack_size is not None and thread_stack_size < 32768:
-            raise ValueError("thread_stack_size must be at least 32 KiB (or None for the interpreter's default)")
-        self._deflate = resolve_config(compression, is_client=False)
-        self._handler_factory = resolve_handler(
-            handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error
-        )
-        self.subprotocols = list(subprotocols or [])
-        self.select_subprotocol = select_subprotocol
-        self.origins = None if origins is None else set(origins)
-        self.process_request = process_request
-        self.compression = compression
-        self.max_connections = max_connections
-        self.max_pending_handshakes = max_pending_handshakes
-        self.handshake_timeout = handshake_timeout
-        self.max_header_size = max_header_size
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
-        self.send_timeout = send_timeout
-        self.max_message_size = max_message_size
-        self.max_fragments = max_fragments
-        self.frame_size = frame_size
-        self.max_queue = max_queue
-        self.thread_stack_size = thread_stack_size
-        self.ssl_context = ssl_context
+        self.options = opts = ServerOptions.build("Server", kwargs, options)
+        self._connection_options = opts.connection_options()
+        self._policy = ServerPolicy(opts)
+        self._handler_factory = resolve_handler(handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error)
+        self.process_request = opts.process_request
+        self.ssl_context = opts.ssl_context
+        self.unix_socket = opts.unix_socket
         self._lock = threading.Lock()
         self._connections: Set[Connection] = set()
-        self._pending: Set[socket.socket] = set()
-        self._upgrading = 0  # sockets between the 101 and their registration as connections
+        self._pending: Set[socket.socket] = set()  # accepted, in the opening handshake
         self._threads: Set[threading.Thread] = set()
         self._started = False
         self._stopping = threading.Event()
         self._stopped = threading.Event()
-        self.unix_socket = unix_socket
-        self.socket = sock if sock is not None else self._bind(host, port, unix_socket, backlog)
-        if sock is not None:
-            sock.listen(backlog)
+        self.socket = opts.sock if opts.sock is not None else _bind(opts.host, opts.port, opts.unix_socket, opts.backlog)
+        if opts.sock is not None:
+            opts.sock.listen(opts.backlog)
         self._address: Any = self.socket.getsockname()  # still known after shutdown closed the socket
         self._listener = Listener(
-            self.socket, spawn=self._spawn, full=self._full, saturated=self._saturated, tls=ssl_context is not None
+            self.socket, spawn=self._spawn, full=self._full, saturated=self._saturated, tls=self.ssl_context is not None
         )
 
-    # --- binding ------------------------------------------------------------------------
+    @property
+    def process_request(self) -> Any:
+        """The ``process_request`` hooks, tried in order (setting it replaces them)."""
+        return self._hooks
 
-    @staticmethod
-    def _bind(host: Optional[str], port: int, unix_socket: Optional[str], backlog: int) -> socket.socket:
-        """Create the listening socket (TCP with SO_REUSEADDR, dual-stack for ``::``, or Unix)."""
-        if unix_socket is not None:
-            if os.path.exists(unix_socket):
-                os.unlink(unix_socket)
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.bind(unix_socket)
-            sock.listen(backlog)
-            return sock
-        if host in (None, "", "::") and socket.has_dualstack_ipv6():
-            return socket.create_server(("::", port), family=socket.AF_INET6, backlog=backlog, reuse_port=False, dualstack_ipv6=True)
-        infos = socket.getaddrinfo(host or "0.0.0.0", port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, _, _, _, addr = infos[0]
-        return socket.create_server(addr[:2], family=family, backlog=backlog)
+    @process_request.setter
+    def process_request(self, hooks: Any) -> None:
+        self._hooks = [] if hooks is None else list(hooks) if isinstance(hooks, (list, tuple)) else [hooks]
 
     @property
     def port(self) -> int:
@@ -189,14 +121,8 @@ class Server:
         scheme = "wss" if self.ssl_context is not None else "ws"
         if self.unix_socket is not None:
             return f"{scheme}://localhost/"
-        host = self.host
-        if host in ("0.0.0.0", ""):
-            host = "127.0.0.1"
-        elif host == "::":
-            host = "::1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"{scheme}://{host}:{self.port}/"
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"{scheme}://{f'[{host}]' if ':' in host else host}:{self.port}/"
 
     @property
     def connections(self) -> List[Connection]:
@@ -250,9 +176,9 @@ class Server:
 
         Waits up to ``timeout`` (default ``close_timeout``) for clients to
         finish the close handshake, then aborts the rest. A client that does
-        not read (its writer blocked on a full buffer) does not delay it:
-        close frames are written without blocking. Safe to call twice and
-        from several threads; later calls wait for the first to finish.
+        not read does not delay it: close frames are written without blocking.
+        Safe to call twice and from several threads; later calls wait for the
+        first to finish.
         """
         with self._lock:
             first = not self._stopping.is_set()
@@ -260,7 +186,7 @@ class Server:
         if not first:
             self._stopped.wait()
             return
-        wait = self.close_timeout if timeout is None else timeout
+        wait = self.options.close_timeout if timeout is None else timeout
         deadline = time.monotonic() + (wait if wait is not None else 3600.0)
         self._listener.stop()
         if self.unix_socket is not None:
@@ -269,14 +195,14 @@ class Server:
             except OSError:
                 pass
         with self._lock:
-            conns = list(self._connections)
-            pending = list(self._pending)
+            conns, pending = list(self._connections), list(self._pending)
         for sock in pending:
             try:
                 sock.shutdown(socket.SHUT_RDWR)  # wakes its thread, which closes it
             except OSError:
                 pass
-        fanout.fan_out(conns, _close_frame_1001, deadline, lambda conn, partial: conn._terminate())
+        for conn in conns:
+            conn._start_close(1001, "server shutting down")
         for thread in self._thread_snapshot():
             thread.join(max(0.0, deadline - time.monotonic()))
         for conn in self.connections:
@@ -298,65 +224,42 @@ class Server:
 
     def broadcast(
         self,
-        message: Union[str, bytes],
-        exclude: Optional[Iterable[Connection]] = None,
+        message: Union[str, bytes, bytearray, memoryview],
         *,
+        connections: Optional[Iterable[Connection]] = None,
+        exclude: Optional[Iterable[Connection]] = None,
+        text: Optional[bool] = None,
         timeout: Optional[float] = fanout.DEFAULT_BROADCAST_TIMEOUT,
     ) -> int:
-        """Send ``message`` to every open connection but ``exclude``; return how many got it.
+        """Send ``message`` to every open connection (or those in ``connections``) but ``exclude``.
 
-        No client can hold up the others: the message is encoded once (per
-        compression setting), written to each socket without blocking, and
-        the rest owed to slow clients is written as their sockets drain, all
-        from this thread. A client that has not taken the whole message within
-        ``timeout`` seconds (in total, not per client) is too slow: it is
-        closed with code 1008 and not counted. A client whose connection is
-        closing, or whose write lock another thread holds for the whole
-        ``timeout`` (e.g. a handler blocked in ``send()``), is skipped and not
-        counted. Never raises for a client's failure; a message that cannot be
-        sent at all (wrong type) raises ``TypeError`` before anything is sent.
+        Returns how many connections took it, at once: nothing here waits for
+        any client. The message is encoded once (per compression setting) and
+        written to each client as soon as its socket takes it, after a message
+        another thread is sending it, if any. A client that takes nothing for
+        ``timeout`` seconds while it is owed a broadcast is too slow: it is
+        closed with 1008. One that already owes a lot, or is closing, is
+        skipped and not counted. A message that cannot be sent at all (a wrong
+        type) raises ``TypeError`` before anything is sent.
         """
-        shared = fanout.encode_for_all(message, self.frame_size)
         skip = set(exclude or ())
-        conns = [conn for conn in self.connections if conn not in skip]
-
-        frame_size = self.frame_size
-
-        def prepare(conn: Connection) -> Optional[bytes]:
-            protocol = conn.protocol
-            # fast path without the state lock: we hold the write lock, so no other sender
-            # runs; a close the reader handles meanwhile only queues its reply after ours
-            if protocol.state is State.OPEN and not protocol.has_pending and protocol.extension is None:
-                if protocol.frame_size == frame_size:
-                    return shared
-            with conn._state_lock:
-                protocol = conn.protocol
-                if protocol.state is not State.OPEN:
-                    return None
-                pending = protocol.data_to_send() if protocol.has_pending else []
-                if protocol.extension is None and protocol.frame_size == self.frame_size:
-                    frames: List[Any] = [shared]
-                else:
-                    frames = protocol.send_message(message)
-            buffers = pending + frames
-            return shared if len(buffers) == 1 and buffers[0] is shared else b"".join(bytes(b) for b in buffers)
-
-        deadline = time.monotonic() + (timeout if timeout is not None else 3600.0)
-        return len(fanout.fan_out(conns, prepare, deadline, fanout.abort_slow))
+        targets = self.connections if connections is None else list(connections)
+        return fanout.broadcast([c for c in targets if c not in skip], message, text=text, timeout=timeout)
 
     # --- accepting ----------------------------------------------------------------------
 
     def _live_count(self) -> int:
         with self._lock:
-            return len(self._connections) + len(self._pending) + self._upgrading
+            return len(self._connections) + len(self._pending)
 
     def _full(self) -> bool:
         """Whether ``max_connections`` is reached (for the listener)."""
-        return self.max_connections is not None and self._live_count() >= self.max_connections
+        limit = self.options.max_connections
+        return limit is not None and self._live_count() >= limit
 
     def _saturated(self) -> bool:
         """Whether as many handshakes as allowed are in progress (for the listener)."""
-        limit = self.max_pending_handshakes
+        limit = self.options.max_pending_handshakes
         with self._lock:
             return limit is not None and len(self._pending) >= limit
 
@@ -366,13 +269,23 @@ class Server:
         with self._lock:
             self._pending.add(client)
             self._threads.add(thread)
+        size = self.options.thread_stack_size
         with _stack_lock:
-            old = threading.stack_size(self.thread_stack_size) if self.thread_stack_size else None
+            old = threading.stack_size(size) if size else None
             try:
                 thread.start()
             finally:
                 if old is not None:
                     threading.stack_size(old)
+
+    def _forget_pending(self, sock: socket.socket) -> None:
+        """The handshake on ``sock`` is over."""
+        limit = self.options.max_pending_handshakes
+        with self._lock:
+            was_saturated = limit is not None and len(self._pending) >= limit
+            self._pending.discard(sock)
+        if was_saturated:
+            self._listener.wake()  # it stopped accepting at the limit
 
     def _serve_one(self, client: socket.socket, addr: Any) -> None:
         """A connection's thread: handshake, then the handler until close."""
@@ -380,11 +293,6 @@ class Server:
             conn = self._handshake(client, addr)
             if conn is None:
                 return
-            with self._lock:
-                self._upgrading -= 1
-                if self._stopping.is_set():
-                    conn._start_close(1001, "server shutting down")
-                self._connections.add(conn)
             try:
                 try:
                     handler = self._handler_factory()
@@ -406,131 +314,63 @@ class Server:
                 self._threads.discard(threading.current_thread())
 
     def _handshake(self, client: socket.socket, addr: Any) -> Optional[Connection]:
-        """Run the server side of the opening handshake; ``None`` if it did not upgrade."""
-        sock: socket.socket = client
-        deadline = None if self.handshake_timeout is None else time.monotonic() + self.handshake_timeout
+        """Run the server side of the opening handshake; the open connection, or ``None``."""
+        opts = self.options
+        deadline = None if opts.handshake_timeout is None else time.monotonic() + opts.handshake_timeout
+        stream = Stream(client)
         try:
             if self.ssl_context is not None:
-                sock.settimeout(self.handshake_timeout)
-                sock = self.ssl_context.wrap_socket(sock, server_side=True)
-                with self._lock:
-                    self._pending.discard(client)
-                    self._pending.add(sock)
-            head, leftover = read_head(sock, self.max_header_size, deadline)
+                from .tls import TLS
+
+                stream.start_tls(TLS(self.ssl_context, server_side=True), deadline)
+            head, leftover = read_head(stream, opts.max_header_size, deadline)
             request = handshake.parse_request(head)
             request.remote_address = addr if isinstance(addr, tuple) else None
-            return self._upgrade(sock, request, leftover)
+            answer = self._process_request(request)
+            if answer is not None:
+                logger.info("%s %s -> %d (process_request)", request.method, redact_url(request.path), answer.status)
+                _answer_and_close(stream, handshake.build_response(answer.status, answer.headers, answer.body))
+                return None
+            accepted = self._policy.accept(request)
+            protocol = Protocol(
+                False,
+                max_message_size=opts.max_message_size,
+                max_fragments=opts.max_fragments,
+                frame_size=opts.frame_size,
+                extension=accepted.extension,
+            )
+            conn = Connection(stream, protocol, self._connection_options, request=request, subprotocol=accepted.subprotocol)
+            with self._lock:
+                if self._stopping.is_set():
+                    raise InvalidHandshake("server shutting down", status=503)
+                self._connections.add(conn)  # before the 101: a broadcast from now on reaches it
+            self._forget_pending(client)
+            conn._open(accepted.response, leftover)
+            logger.info("%s upgraded %s", request.remote_address, redact_url(request.path))
+            return conn
         except InvalidHandshake as exc:
             logger.info("handshake with %s failed: %s", addr, exc)
-            _send_quietly(sock, handshake.build_reject(exc))
-            _close_gracefully(sock)
-            self._forget_pending(sock)
+            _answer_and_close(stream, handshake.build_reject(exc))
             return None
-        except (OpenTimeout, socket.timeout):
+        except WebSocketTimeout:
             logger.info("handshake with %s timed out", addr)
-        except (OSError, ssl.SSLError, WebSocketError) as exc:
+        except (OSError, WebSocketError) as exc:
             logger.info("handshake with %s failed: %s", addr, exc)
-        except BaseException:
-            self._forget_pending(sock)
-            raise
-        discard(sock)
-        self._forget_pending(sock)
+        stream.shutdown()
+        stream.close()
         return None
 
-    def _forget_pending(self, sock: socket.socket) -> None:
-        """The handshake on ``sock`` (maybe the TLS socket that replaced the accepted one) is over."""
-        limit = self.max_pending_handshakes
-        with self._lock:
-            was_saturated = limit is not None and len(self._pending) >= limit
-            self._pending.discard(sock)
-        if was_saturated:
-            self._listener.wake()  # it stopped accepting at the limit
-
-    def _upgrade(self, sock: socket.socket, request: Request, leftover: bytes) -> Optional[Connection]:
-        """Apply the server's policies to a parsed request and answer it."""
-        if self.process_request is not None:
+    def _process_request(self, request: Request) -> Optional[Response]:
+        """The answer of the first ``process_request`` hook that answers, if any (500 if one raises)."""
+        for hook in self._hooks:
             try:
-                answer = self.process_request(request)
-                response = None if answer is None else _as_response(answer)
+                answer = hook(request)
+                if answer is not None:
+                    return _as_response(answer)
             except Exception:
                 logger.exception("process_request failed for %s %s", request.method, redact_url(request.path))
                 raise InvalidHandshake("internal server error", status=500) from None
-            if response is not None:
-                _send_quietly(sock, handshake.build_response(response.status, response.headers, response.body))
-                logger.info("%s %s -> %d (process_request)", request.method, redact_url(request.path), response.status)
-                _close_gracefully(sock)
-                return None
-        key = handshake.check_request(request)
-        if self.origins is not None and request.headers.get("Origin") not in self.origins:
-            origin = request.headers.get("Origin")
-            raise InvalidHandshake(f"origin {origin if origin is None else redact_url(origin)!r} not allowed", status=403)
-        offered = handshake.parse_token_list(request.headers.get_all("Sec-WebSocket-Protocol"))
-        subprotocol = self._choose_subprotocol(request, offered)
-        request.subprotocol = subprotocol
-        extension = None
-        ext_header = None
-        if self._deflate is not None:
-            values = request.headers.get_all("Sec-WebSocket-Extensions")
-            if values:
-                from . import deflate
-
-                accepted = deflate.server_accept(values, self._deflate)
-                if accepted is not None:
-                    ext_header, extension = accepted
-        with self._lock:
-            # a socket still pending when shutdown() looks has not been upgraded: it may be aborted
-            if self._stopping.is_set():
-                raise InvalidHandshake("server shutting down", status=503)
-            self._upgrading += 1  # still counted against max_connections until registered
-        self._forget_pending(sock)
-        try:
-            sock.settimeout(None)
-            sock.sendall(handshake.build_accept(key, subprotocol=subprotocol, extensions=ext_header))
-            protocol = Protocol(
-                False,
-                max_message_size=self.max_message_size,
-                max_fragments=self.max_fragments,
-                frame_size=self.frame_size,
-                extension=extension,
-            )
-            logger.info("%s upgraded %s", request.remote_address, redact_url(request.path))
-            return self._new_connection(sock, protocol, request, subprotocol, leftover)
-        except BaseException:
-            with self._lock:
-                self._upgrading -= 1
-            raise
-
-    def _new_connection(
-        self, sock: socket.socket, protocol: Protocol, request: Request, subprotocol: Optional[str], leftover: bytes
-    ) -> Connection:
-        """The server-side connection after a 101 (the 101 itself is not kept: memory per idle connection)."""
-        response = None
-        return Connection(
-            sock,
-            protocol,
-            request=request,
-            response=response,
-            subprotocol=subprotocol,
-            leftover=leftover,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            close_timeout=self.close_timeout,
-            send_timeout=self.send_timeout,
-            max_queue=self.max_queue,
-        )
-
-    def _choose_subprotocol(self, request: Request, offered: List[str]) -> Optional[str]:
-        """The subprotocol to accept, from the callback or the preference list."""
-        if self.select_subprotocol is not None:
-            try:
-                chosen = self.select_subprotocol(request, offered)
-            except Exception:
-                logger.exception("select_subprotocol failed for %s", redact_url(request.path))
-                raise InvalidHandshake("internal server error", status=500) from None
-            if chosen is not None and chosen not in offered:
-                raise NegotiationError(f"select_subprotocol chose {chosen!r}, which the client did not offer")
-            return chosen
-        return handshake.select_subprotocol(offered, self.subprotocols)
+        return None
 
 
 def serve(handler: Any = None, **kwargs: Any) -> Server:
@@ -539,6 +379,25 @@ def serve(handler: Any = None, **kwargs: Any) -> Server:
     Use it as a context manager: ``with serve(on_message=..., port=0) as server:``.
     """
     return Server(handler, **kwargs).start()
+
+
+def _bind(host: Optional[str], port: int, unix_socket: Optional[str], backlog: int) -> socket.socket:
+    """Create the listening socket (TCP with SO_REUSEADDR, dual-stack for ``::``, or Unix)."""
+    if unix_socket is not None:
+        family = getattr(socket, "AF_UNIX", None)
+        if family is None:
+            raise ValueError("unix_socket: Unix sockets are not available on this platform")
+        if os.path.exists(unix_socket):
+            os.unlink(unix_socket)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.bind(unix_socket)
+        sock.listen(backlog)
+        return sock
+    if host in (None, "", "::") and socket.has_dualstack_ipv6():
+        return socket.create_server(("::", port), family=socket.AF_INET6, backlog=backlog, reuse_port=False, dualstack_ipv6=True)
+    infos = socket.getaddrinfo(host or "0.0.0.0", port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, addr = infos[0]
+    return socket.create_server(addr[:2], family=family, backlog=backlog)
 
 
 def _as_response(answer: Union[Response, Tuple[int, Any, Any]]) -> Response:
@@ -551,35 +410,16 @@ def _as_response(answer: Union[Response, Tuple[int, Any, Any]]) -> Response:
     return Response(int(status), Headers(headers or []), bytes(body or b""))
 
 
-def _close_frame_1001(conn: Connection) -> Optional[bytes]:
-    """The bytes that start a connection's close with 1001 (for :func:`fanout.fan_out`)."""
-    with conn._state_lock:
-        protocol = conn.protocol
-        out = protocol.data_to_send() if protocol.has_pending else []
-        out += protocol.send_close(1001, "server shutting down")
-        if protocol.close_sent is not None:
-            conn._arm_close_deadline()
-    return b"".join(bytes(b) for b in out) or None
-
-
-def _send_quietly(sock: socket.socket, data: bytes) -> None:
-    """Send an HTTP answer, ignoring a peer that is already gone."""
+def _answer_and_close(stream: Stream, data: bytes) -> None:
+    """Send an HTTP answer and close so that it is not lost to a reset: FIN, drain briefly, close."""
     try:
-        sock.settimeout(2.0)
-        sock.sendall(data)
-    except OSError:
-        pass
-
-
-
-def _close_gracefully(sock: socket.socket) -> None:
-    """Close after an HTTP answer so that it is not lost to a reset: FIN, drain briefly, close."""
-    try:
-        sock.shutdown(socket.SHUT_WR)
-        sock.settimeout(1.0)
+        stream.write([data], time.monotonic() + 2.0)
+        stream.half_close(time.monotonic() + 1.0)
+        deadline = time.monotonic() + 1.0
         for _ in range(16):
-            if not sock.recv(65536):
+            if not stream.read(deadline):
                 break
-    except OSError:
+    except (OSError, WebSocketError):
         pass
-    discard(sock)
+    stream.shutdown()
+    stream.close()

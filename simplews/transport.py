@@ -1,39 +1,41 @@
-"""Blocking socket helpers shared by the client and the server: TCP, TLS, HTTP heads."""
+"""Opening a client's stream: TCP (IPv4/IPv6), Unix sockets, HTTP(S) CONNECT proxies, TLS, in one deadline.
+
+Everything here runs on the thread that opens the connection; :class:`Cancel`
+lets another thread (``Client.stop()``) abort it at any point.
+"""
 
 from __future__ import annotations
 
+import base64
 import errno
+import ipaddress
+import os
 import socket
-import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Optional, Set, Tuple, Type
+from typing import TYPE_CHECKING, Any, Optional, Set
+from urllib.parse import unquote, urlsplit
 
 from .exceptions import (
     ConnectError,
     ConnectionRefused,
     HostNotFound,
     InvalidHandshake,
+    InvalidURI,
     OpenTimeout,
+    ProxyError,
     TLSError,
+    WebSocketTimeout,
 )
-from .handshake import find_head_end
+from .handshake import Headers, parse_response, redact_url
+from .stream import Stream, read_head
 
 if TYPE_CHECKING:  # pragma: no cover
     import ssl  # imported on first TLS use: it costs milliseconds of import time
 
-__all__ = [
-    "Cancel",
-    "shutdown",
-    "discard",
-    "open_tcp",
-    "wrap_tls",
-    "default_ssl_context",
-    "is_tls_socket",
-    "tls_timeout_errors",
-    "read_head",
-    "remaining",
-]
+    from .options import ClientOptions
+
+__all__ = ["Cancel", "shutdown", "discard", "open_tcp", "open_stream", "default_ssl_context", "remaining", "proxy_from_env"]
 
 
 class Cancel:
@@ -139,77 +141,158 @@ def default_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-def is_tls_socket(sock: Any) -> bool:
-    """Whether ``sock`` is an :class:`ssl.SSLSocket`, without importing :mod:`ssl`.
-
-    No TLS socket can exist before something imported :mod:`ssl`, so a plain
-    TCP connection never pays for that import.
-    """
-    ssl = sys.modules.get("ssl")
-    return ssl is not None and isinstance(sock, ssl.SSLSocket)
-
-
-def tls_timeout_errors() -> Tuple[Type[BaseException], ...]:
-    """The exceptions meaning "would block / timed out" on a TLS socket (imports :mod:`ssl`)."""
-    import ssl
-
-    return (BlockingIOError, socket.timeout, ssl.SSLWantReadError, ssl.SSLWantWriteError)
-
-
-def wrap_tls(
-    sock: socket.socket,
-    context: ssl.SSLContext,
-    server_hostname: str,
-    deadline: Optional[float],
-    cancel: Optional[Cancel] = None,
-) -> ssl.SSLSocket:
-    """Run the client TLS handshake on ``sock`` (SNI set) with clear errors."""
-    import ssl
+def start_tls(stream: Stream, context: ssl.SSLContext, server_hostname: str, deadline: Optional[float]) -> None:
+    """Run the client TLS handshake over ``stream`` (SNI and host name check on ``server_hostname``)."""
+    from .tls import TLS
 
     try:
-        sock.settimeout(remaining(deadline))
-        tls = context.wrap_socket(sock, server_hostname=server_hostname, do_handshake_on_connect=False)
-        sock = tls
+        stream.start_tls(TLS(context, server_side=False, server_hostname=server_hostname), deadline)
+    except WebSocketTimeout:
+        raise OpenTimeout(f"timed out in the TLS handshake with {server_hostname}") from None
+    except TLSError:
+        raise
+    except OSError as exc:
+        raise TLSError(f"TLS handshake with {server_hostname} failed: {exc.strerror or exc}") from exc
+
+
+def open_stream(uri: Any, options: ClientOptions, deadline: Optional[float], cancel: Optional[Cancel]) -> Stream:
+    """The stream to ``uri``: a given socket, a Unix socket, a proxy tunnel or TCP, then TLS for ``wss``."""
+    sock = options.sock
+    if sock is None:
+        if options.unix_socket is not None:
+            sock = _open_unix(options.unix_socket, deadline, cancel)
+        else:
+            proxy = proxy_from_env(uri) if options.proxy == "auto" else options.proxy
+            if proxy:
+                return _open_via_proxy(proxy, uri, options, deadline, cancel)
+            sock = open_tcp(uri.host, uri.port, deadline, cancel)
+    elif hasattr(sock, "cipher"):  # an ssl.SSLSocket
+        raise TypeError("sock must be a plain connected socket (simplews runs TLS itself for wss://)")
+    return _secure(Stream(sock), uri, options, deadline)
+
+
+def _secure(stream: Stream, uri: Any, options: ClientOptions, deadline: Optional[float]) -> Stream:
+    """Run TLS over ``stream`` for ``wss://`` (closing it on failure); return it."""
+    try:
+        if uri.secure:
+            context = options.ssl_context or default_ssl_context()
+            start_tls(stream, context, options.server_hostname or uri.host, deadline)
+        return stream
+    except BaseException:
+        stream.shutdown()
+        stream.close()
+        raise
+
+
+def _open_unix(path: str, deadline: Optional[float], cancel: Optional[Cancel]) -> socket.socket:
+    """Connect to a Unix socket (where the platform has them)."""
+    family = getattr(socket, "AF_UNIX", None)
+    if family is None:
+        raise ConnectError("Unix sockets are not available on this platform")
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
         if cancel is not None:
-            cancel.track(tls)  # the plain socket object is detached now
-        tls.do_handshake()
-        return tls
-    except ssl.SSLCertVerificationError as exc:
-        sock.close()
-        raise TLSError(f"TLS certificate verification failed for {server_hostname}: {exc.verify_message}") from exc
-    except ssl.SSLError as exc:
-        sock.close()
-        raise TLSError(f"TLS handshake with {server_hostname} failed: {exc.reason or exc}") from exc
+            cancel.track(sock)
+        sock.settimeout(remaining(deadline))
+        sock.connect(path)
+        return sock
     except socket.timeout as exc:
         sock.close()
-        raise OpenTimeout(f"timed out in the TLS handshake with {server_hostname}") from exc
+        raise OpenTimeout("timed out connecting to the Unix socket") from exc
+    except ConnectionRefusedError as exc:
+        sock.close()
+        raise ConnectionRefused(f"connection refused by Unix socket {path}") from exc
     except OSError as exc:
         sock.close()
-        raise TLSError(f"TLS handshake with {server_hostname} failed: {exc}") from exc
+        if isinstance(exc, ConnectError):
+            raise
+        raise ConnectError(f"cannot connect to Unix socket {path}: {exc.strerror or exc}") from exc
 
 
-def read_head(sock: socket.socket, max_size: Optional[int], deadline: Optional[float]) -> Tuple[bytes, bytes]:
-    """Read an HTTP head (through the blank line); return it and any bytes after it.
+# --- proxies ----------------------------------------------------------------------------
 
-    Raises :class:`InvalidHandshake` if the peer closes first or the head is
-    larger than ``max_size``, and :class:`OpenTimeout` at ``deadline``.
-    """
-    buf = bytearray()
-    while True:
-        sock.settimeout(remaining(deadline))
+
+def proxy_from_env(uri: Any) -> Optional[str]:
+    """The proxy URL the environment sets for ``uri``, honouring NO_PROXY (as curl does)."""
+
+    def env(name: str) -> Optional[str]:
+        return os.environ.get(name.lower()) or os.environ.get(name.upper()) or None
+
+    proxy = env("https_proxy") if uri.secure else env("http_proxy")
+    proxy = proxy or env("all_proxy")
+    if not proxy or _no_proxy_matches(env("no_proxy") or "", uri.host, uri.port):
+        return None
+    return proxy
+
+
+def _no_proxy_matches(no_proxy: str, host: str, port: int) -> bool:
+    """Whether a NO_PROXY list (names, ``.domains``, IPs, CIDRs, ``[v6]``, ``:port``, ``*``) covers the host."""
+    host = host.lower().rstrip(".")
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        name, want_port = entry, ""
+        if entry.startswith("["):  # [v6] or [v6]:port
+            name, _, rest = entry[1:].partition("]")
+            want_port = rest[1:] if rest.startswith(":") else ""
+        elif entry.count(":") == 1:  # name:port or v4:port (a bare v6 address has several colons)
+            name, _, want_port = entry.partition(":")
+        name = name.lstrip("*").lstrip(".").rstrip(".")
+        if want_port and want_port != str(port):
+            continue
+        if host == name or host.endswith("." + name):
+            return True
         try:
-            chunk = sock.recv(4096)
-        except socket.timeout as exc:
-            raise OpenTimeout("timed out waiting for the HTTP handshake") from exc
-        if not chunk:
-            raise InvalidHandshake("connection closed during the HTTP handshake")
-        start = max(0, len(buf) - 3)
-        buf += chunk
-        end = find_head_end(buf[start:] if start else buf, None)
-        if end >= 0:
-            end += start
-            if max_size is not None and end > max_size:
-                raise InvalidHandshake("HTTP headers too large", status=431)
-            return bytes(buf[:end]), bytes(buf[end:])
-        if max_size is not None and len(buf) > max_size:
-            raise InvalidHandshake("HTTP headers too large", status=431)
+            if ipaddress.ip_address(host) in ipaddress.ip_network(name, strict=False):
+                return True
+        except ValueError:
+            pass
+    return False
+
+
+def _open_via_proxy(proxy: str, uri: Any, options: ClientOptions, deadline: Optional[float], cancel: Optional[Cancel]) -> Stream:
+    """A stream to ``uri`` through an ``http://`` or ``https://`` CONNECT proxy (TLS to the proxy, then to the server)."""
+    try:
+        parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+        secure = parts.scheme == "https"
+        pport = parts.port or (443 if secure else 8080)
+    except ValueError:
+        raise InvalidURI(f"invalid proxy URL {redact_url(proxy)!r}: bad host or port") from None
+    if parts.scheme not in ("http", "https", "") or not parts.hostname:
+        raise InvalidURI(f"unsupported proxy {parts.scheme}:// (use http:// or https:// CONNECT proxies)")
+    name = f"proxy {parts.hostname}:{pport}"
+    try:
+        sock = open_tcp(parts.hostname, pport, deadline, cancel)
+    except ConnectError as exc:  # same class, but say it was the proxy that failed
+        raise type(exc)(f"{name}: {exc}") from exc
+    stream = Stream(sock)
+    try:
+        if secure:
+            start_tls(stream, options.proxy_ssl_context or default_ssl_context(), parts.hostname, deadline)
+        target = uri.host_header if ":" in uri.host_header.rsplit("]", 1)[-1] else f"{uri.host_header}:{uri.port}"
+        from .upgrade import user_agent
+
+        headers = Headers([("Host", target), ("User-Agent", user_agent())])
+        if parts.username:
+            cred = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            headers.add("Proxy-Authorization", "Basic " + base64.b64encode(cred.encode()).decode())
+        try:
+            stream.write([f"CONNECT {target} HTTP/1.1\r\n{headers.serialize()}\r\n".encode("latin-1")], deadline)
+            head, extra = read_head(stream, 64 * 1024, deadline)
+            response = parse_response(head)
+        except (InvalidHandshake, OSError, WebSocketTimeout) as exc:
+            if isinstance(exc, (WebSocketTimeout, OpenTimeout)):
+                raise OpenTimeout(f"{name} did not answer the CONNECT in time") from exc
+            raise ProxyError(f"{name} failed the CONNECT: {exc}") from exc
+        if response.status // 100 != 2:
+            hint = {407: " (proxy authentication required)", 401: " (proxy authentication failed)"}.get(response.status, "")
+            raise ProxyError(f"{name} refused CONNECT to {target}: HTTP {response.status} {response.reason}{hint}".replace("  ", " "))
+        if extra:
+            raise ProxyError("proxy sent data before the tunnel was open")
+    except BaseException:
+        stream.shutdown()
+        stream.close()
+        raise
+    return _secure(stream, uri, options, deadline)

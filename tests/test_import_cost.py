@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from simplews.transport import is_tls_socket, tls_timeout_errors
+import simplews
 
 
 def run_python(code: str) -> str:
@@ -15,7 +15,10 @@ def run_python(code: str) -> str:
     return out.stdout.strip()
 
 
-@pytest.mark.parametrize("module", ["simplews.frames", "simplews.handshake", "simplews.transport"])
+@pytest.mark.parametrize(
+    "module",
+    ["simplews.frames", "simplews.handshake", "simplews.transport", "simplews.connection", "simplews.client", "simplews.server"],
+)
 def test_modules_leave_ssl_and_hash_imports_for_first_use(module: str) -> None:
     code = f"import sys, {module}; print(sorted(m for m in ('ssl', 'secrets', 'hashlib') if m in sys.modules))"
     assert run_python(code) == "[]"
@@ -34,20 +37,24 @@ def test_frames_builds_its_translate_tables_on_first_use() -> None:
     assert run_python(code) == "0 256"
 
 
-def test_tls_helpers() -> None:
+def test_a_plain_tcp_connection_never_imports_ssl() -> None:
+    code = (
+        "import sys, simplews\n"
+        "with simplews.serve(on_message=lambda ws, m: ws.send(m), port=0, compression=None) as server:\n"
+        "    with simplews.connect(server.url, compression=None) as ws:\n"
+        "        ws.send('x'); assert ws.recv(timeout=10) == 'x'\n"
+        "print('ssl' in sys.modules)"
+    )
+    assert run_python(code) == "False"
+
+
+def test_a_tls_socket_given_as_sock_is_refused() -> None:
     import socket
     import ssl
 
-    plain = socket.socket()
+    tls = ssl.create_default_context().wrap_socket(socket.socket(), do_handshake_on_connect=False, server_hostname="localhost")
     try:
-        assert not is_tls_socket(plain)
-        assert not is_tls_socket(object())
-        tls = ssl.create_default_context().wrap_socket(socket.socket(), do_handshake_on_connect=False, server_hostname="localhost")
-        try:
-            assert is_tls_socket(tls)
-        finally:
-            tls.close()
+        with pytest.raises(TypeError, match="plain connected socket"):
+            simplews.connect("wss://localhost/", sock=tls)
     finally:
-        plain.close()
-    errors = tls_timeout_errors()
-    assert ssl.SSLWantReadError in errors and ssl.SSLWantWriteError in errors and BlockingIOError in errors
+        tls.close()

@@ -118,7 +118,8 @@ def test_message_size_limit_before_buffering() -> None:
 
 def test_close_handshake_initiated_locally() -> None:
     client, server = Protocol(True), Protocol(False)
-    events = server.receive_data(wire(client.send_close(1000, "bye")))
+    client.send_close(1000, "bye")
+    events = server.receive_data(wire(client.data_to_send()))
     assert events == [Close(1000, "bye")] and server.state is State.CLOSED
     assert client.state is State.CLOSING
     assert client.receive_data(wire(server.data_to_send())) == [Close(1000, "bye")]
@@ -145,6 +146,7 @@ def test_ping_answered_pong_reported_no_pong_after_close() -> None:
     assert server.receive_data(client_frame(10, b"unsolicited")) == [Pong(b"unsolicited")]
     assert not server.has_pending
     server.send_close(1000)
+    assert wire(server.data_to_send()) == b"\x88\x02\x03\xe8"
     server.receive_data(client_frame(9, b"x"))
     assert not server.has_pending
 

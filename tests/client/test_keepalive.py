@@ -121,7 +121,7 @@ def test_close_on_a_peer_known_dead_does_not_wait_out_close_timeout(raw_peer: An
     """close() while a keepalive ping is unanswered ends once ping_timeout passes, not close_timeout."""
     peer = raw_peer(black_hole)
     ws = simplews.connect(f"ws://127.0.0.1:{peer.port}/", ping_interval=0.2, ping_timeout=0.6, close_timeout=30)
-    assert wait_for(lambda: ws._awaiting_pong is not None, timeout=10)  # a keepalive ping is out
+    assert wait_for(lambda: ws._liveness.awaiting is not None, timeout=10)  # a keepalive ping is out
     done: List[bool] = []
     thread = threading.Thread(target=lambda: (ws.close(), done.append(True)))
     thread.start()

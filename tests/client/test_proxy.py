@@ -82,7 +82,7 @@ def test_unreachable_proxy_is_refused_and_named(echo_server: simplews.Server) ->
 
 
 def test_unsupported_proxy_scheme(echo_server: simplews.Server) -> None:
-    with pytest.raises(simplews.InvalidURI, match="only http://"):
+    with pytest.raises(simplews.InvalidURI, match="use http:// or https://"):
         simplews.connect(echo_server.url, proxy="socks5://127.0.0.1:1080")
 
 

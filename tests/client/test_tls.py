@@ -16,8 +16,9 @@ from simplews import transport
 def test_wss_with_trusted_ca_echoes_and_sends_sni(tls_server: simplews.Server, client_tls: ssl.SSLContext) -> None:
     url = f"wss://localhost:{tls_server.port}/secure"
     with simplews.connect(url, ssl_context=client_tls) as ws:
-        assert isinstance(ws.sock, ssl.SSLSocket)
-        assert ws.sock.getpeercert()["subjectAltName"][0] == ("DNS", "localhost")
+        assert ws.tls is not None and ws.tls.version == "TLSv1.3"  # TLS in memory over a plain socket
+        assert type(ws.sock) is socket.socket
+        assert ws.tls.getpeercert()["subjectAltName"][0] == ("DNS", "localhost")
         ws.send("over tls")
         assert ws.recv(timeout=5) == "over tls"
         ws.send(b"\x00" * 200_000)

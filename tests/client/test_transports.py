@@ -40,7 +40,7 @@ def test_unix_socket(sock_path: str) -> None:
 def test_wss_over_unix_socket(sock_path: str, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext) -> None:
     with simplews.serve(on_message=lambda ws, m: ws.send(m), unix_socket=sock_path, ssl_context=server_tls):
         with simplews.connect("wss://localhost/", unix_socket=sock_path, ssl_context=client_tls) as ws:
-            assert isinstance(ws.sock, ssl.SSLSocket)
+            assert ws.tls is not None and type(ws.sock) is socket.socket
             ws.send("tls over unix")
             assert ws.recv(timeout=5) == "tls over unix"
     assert server_tls.sni_names == ["localhost"]  # type: ignore[attr-defined]
@@ -87,18 +87,21 @@ def test_connected_socket(echo_server: simplews.Server) -> None:
 def test_connected_socket_is_wrapped_for_wss(tls_server: simplews.Server, client_tls: ssl.SSLContext) -> None:
     raw = socket.create_connection(("127.0.0.1", tls_server.port), timeout=5)
     with simplews.connect("wss://localhost/", sock=raw, ssl_context=client_tls) as ws:
-        assert isinstance(ws.sock, ssl.SSLSocket)
+        assert ws.tls is not None and type(ws.sock) is socket.socket
         ws.send("wrapped")
         assert ws.recv(timeout=5) == "wrapped"
 
 
-def test_connected_tls_socket_is_used_as_is(tls_server: simplews.Server, client_tls: ssl.SSLContext) -> None:
+def test_connected_tls_socket_is_refused_with_a_clear_error(tls_server: simplews.Server, client_tls: ssl.SSLContext) -> None:
+    """TLS runs in memory over a plain socket (one SSL object is never entered by two threads): an
+    ssl.SSLSocket cannot be used, and saying so beats failing later."""
     raw = socket.create_connection(("127.0.0.1", tls_server.port), timeout=5)
     tls = client_tls.wrap_socket(raw, server_hostname="localhost")
-    with simplews.connect("wss://localhost/", sock=tls) as ws:
-        assert ws.sock is tls
-        ws.send("pre-wrapped")
-        assert ws.recv(timeout=5) == "pre-wrapped"
+    try:
+        with pytest.raises(TypeError, match="plain connected socket"):
+            simplews.connect("wss://localhost/", sock=tls)
+    finally:
+        tls.close()
 
 
 def test_socketpair_against_an_in_process_server_connection(echo_server: simplews.Server) -> None:

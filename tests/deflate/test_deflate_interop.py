@@ -243,7 +243,7 @@ def test_their_client_our_server_configs(our_server: simplews.Server, client_bit
     """Our server's settings are imposed on websockets' client, with and without client_max_window_bits offered."""
     ours, theirs, relay = _exchange_with_our_server(our_server, ClientPerMessageDeflateFactory(client_max_window_bits=client_bits))
     _same_parameters(ours, theirs[0])
-    config = our_server._deflate
+    config = our_server._policy.deflate
     assert ours.local_no_context_takeover == config.server_no_context_takeover
     assert ours.remote_no_context_takeover == config.client_no_context_takeover
     assert ours.local_max_window_bits == (config.server_max_window_bits or 15)

@@ -163,7 +163,7 @@ def test_close_racing_send_never_deadlocks(echo_server: simplews.Server) -> None
 
         thread = threading.Thread(target=sender, args=(ws, outcome), name="test-sender")
         thread.start()
-        wait_for(ws._write_lock.locked, 1, 0.0005)
+        wait_for(ws._writer.role.locked, 1, 0.0005)
         closer = threading.Thread(target=ws.close, args=(1000, f"round {i}"), name="test-closer")
         closer.start()
         closer.join(60)

@@ -37,7 +37,9 @@ def _frame_seeds() -> list:
     for flags in (0x00, 0x01, 0x08, 0x09, 0x03, 0x21):
         sender = Protocol(not (flags & 1), frame_size=5)
         data = b"".join(bytes(b) for m in ("héllo wörld", b"\x00" * 20, "") for b in sender.send_message(m))
-        data += b"".join(bytes(b) for b in sender.send_ping(b"p") + sender.send_close(1000, "bye"))
+        sender.send_ping(b"p")
+        sender.send_close(1000, "bye")
+        data += b"".join(bytes(b) for b in sender.data_to_send())
         seeds.append(bytes([flags]) + data)
     seeds.append(b"\x01" + b"".join(bytes(b) for b in encode_frame(2, b"x" * 200)))
     return seeds

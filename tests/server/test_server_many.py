@@ -78,7 +78,7 @@ def test_a_thousand_concurrent_connections(enough_fds: Any, capsys: Any) -> None
         assert set(closes) == {1000} and server.connections == []
         with capsys.disabled():
             print(f"\n{N} idle connections: {per_conn:.1f} KiB resident each "
-                  f"(thread stack size {server.thread_stack_size // 1024} KiB)")
+                  f"(thread stack size {server.options.thread_stack_size // 1024} KiB)")
     finally:
         for sock, _ in conns:
             sock.close()

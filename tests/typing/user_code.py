@@ -39,7 +39,10 @@ def on_error(ws: Optional[simplews.Connection], exc: BaseException) -> None:
 
 def make_server() -> simplews.Server:
     config = simplews.DeflateConfig(server_max_window_bits=12, mem_level=5)
-    return simplews.Server(on_message=on_message, process_request=process_request, port=0, compression=config)
+    options = simplews.ServerOptions(process_request=process_request, port=0, compression=config, max_queue=8)
+    limits: simplews.ConnectionOptions = options.connection_options()
+    print(limits.max_message_size)
+    return simplews.Server(on_message=on_message, options=options)
 
 
 def exchange(url: str) -> List[Union[str, bytes]]:
@@ -106,7 +109,7 @@ def stream(url: str) -> simplews.Client:
         on_close=on_close,
         on_error=on_error,
         reconnect=True,
-        ping_interval=20,
+        options=simplews.ClientOptions(ping_interval=20, open_timeout=5),
     )
     return client.start()
 

@@ -13,11 +13,11 @@ def on_error(ws: simplews.Connection, exc: BaseException) -> None:  # a Client m
 
 
 def main() -> None:
-    ws = simplews.connect("ws://127.0.0.1:8765/", open_timeout="10")  # E: arg-type
+    ws = simplews.connect("ws://127.0.0.1:8765/", options=simplews.ClientOptions(open_timeout="10"))  # E: arg-type
     ws.send(42)  # E: arg-type
     text: str = ws.recv(timeout=5)  # E: assignment
     ws.close(reason=1000)  # E: arg-type
     simplews.Client("ws://127.0.0.1:8765/", on_error=on_error)  # E: arg-type
-    server = simplews.Server(port="8765")  # E: arg-type
+    server = simplews.Server(options=simplews.ServerOptions(port="8765"))  # E: arg-type
     server.broadcast({"not": "a message"})  # E: arg-type
     print(text, server.urls)  # E: attr-defined

@@ -1,0 +1,168 @@
+"""The one write path of a connection, used by every writer: ``send()``, pongs, pings, close, keepalive, broadcast.
+
+Whoever holds the *writer role* writes. Control frames queued by the core
+meanwhile go out before the holder's next data frame, so a pong waits for at
+most one frame of a large message; broadcasts offered meanwhile go out right
+after the holder's message. When nobody holds the role, :meth:`Writer.flush`
+writes what the kernel takes at once and leaves the rest owed in the stream;
+the scheduler finishes it when the socket has room. The only lock held while
+waiting on the network is the writer role itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Iterator, List, Optional
+
+from .exceptions import ConnectionClosed, WebSocketTimeout
+from .protocol import Protocol, State
+from .stream import Stream
+
+__all__ = ["Writer"]
+
+#: Control frames are not added to what is owed beyond this many bytes (the core coalesces pongs meanwhile).
+HIGH_WATER = 64 * 1024
+#: Broadcast messages waiting for a busy writer, per connection, before more are skipped.
+MAX_DEFERRED = 64
+#: A broadcast skips a connection that owes more than this already (it is too slow). Over plain
+#: TCP the bytes of one broadcast are shared by every connection that owes them.
+MAX_OWED = 16 * 1024 * 1024
+
+
+class Writer:
+    """Writes a connection's frames in order, without ever letting a looping sender starve control frames.
+
+    ``state_lock`` guards the core (held for in-memory work only); ``failed()``
+    ends the connection after a write error; ``changed()`` is told when the
+    writer role is released, so the scheduler can watch for room to write.
+    """
+
+    def __init__(
+        self, stream: Stream, protocol: Protocol, state_lock: Any, failed: Callable[[], None], changed: Callable[[], None]
+    ) -> None:
+        self.stream = stream
+        self.protocol = protocol
+        self.role = threading.Lock()
+        self.opened = False  # nothing but the greeting goes out before this
+        #: broadcasts waiting for the writer role: ``(message, text, frames)``
+        self.deferred: List[Any] = []
+        #: how long a waiting broadcast lets the peer take nothing (seconds), while one waits
+        self.window: Optional[float] = None
+        self._state_lock = state_lock
+        self._failed = failed
+        self._changed = changed
+
+    def open(self, greeting: bytes) -> None:
+        """Send ``greeting`` (a server's 101) before anything else, then what waited for it."""
+        with self.role:
+            try:
+                if greeting:
+                    self.stream.write([greeting])
+            except (OSError, WebSocketTimeout):
+                self._failed()
+            with self._state_lock:
+                self.opened = True
+
+    def send(self, message: Any, text: Optional[bool]) -> None:
+        """Write one message with the writer role held, fragmented above ``frame_size``.
+
+        Raises ``OSError`` if the connection is lost, :class:`ConnectionClosed`
+        if it is closing (a close queued meanwhile still goes out first).
+        """
+        protocol = self.protocol
+        frame_size = protocol.frame_size
+        try:
+            with self.role:
+                if frame_size is not None and len(message) > frame_size:
+                    self._write_frames(protocol.send_message_frames(message, text=text))
+                else:
+                    with self._state_lock:
+                        out = protocol.send_message(message, text=text)
+                        if protocol.has_pending:
+                            out[:0] = protocol.data_to_send()
+                    self.stream.write(out)
+        finally:
+            if protocol.has_pending or self.deferred:
+                self.flush()  # queued while we held the role (a close, too, when this send was refused)
+
+    def _write_frames(self, frames: Iterator[List[Any]]) -> None:
+        """Write a message frame by frame, with queued control frames before each (writer role held)."""
+        protocol, stream = self.protocol, self.stream
+        while True:
+            refused: Optional[ConnectionClosed] = None
+            with self._state_lock:
+                # control frames first: a close queued meanwhile goes out, and no data frame after it
+                control = protocol.data_to_send() if protocol.has_pending and stream.owed < HIGH_WATER else []
+                try:
+                    frame = next(frames, None)
+                except ConnectionClosed as exc:
+                    frame, refused = None, exc
+            if control:
+                stream.write(control)
+            if refused is not None:
+                raise refused
+            if frame is None:
+                return
+            stream.write(frame)
+
+    def flush(self) -> None:
+        """Write queued control frames, waiting broadcasts and what is owed, if nobody else is writing.
+
+        Writes only what the kernel takes now; a writer busy on another thread
+        writes these itself (control frames before its next frame, broadcasts
+        after its message).
+        """
+        protocol, stream = self.protocol, self.stream
+        while not stream.closed:
+            if not self.role.acquire(blocking=False):
+                return
+            try:
+                if protocol.has_pending and stream.owed < HIGH_WATER:
+                    with self._state_lock:
+                        out = protocol.data_to_send()
+                    stream.commit(out)
+                if self.deferred and self.opened:
+                    stream.commit(self._take_deferred())
+                if stream.push():
+                    self.window = None
+                    if protocol.eof_to_send():
+                        stream.half_close(0.0)
+            except (OSError, WebSocketTimeout):
+                self.role.release()
+                self._failed()
+                return
+            self.role.release()
+            self._changed()
+            if not (protocol.has_pending and stream.owed < HIGH_WATER) and not (self.deferred and self.opened):
+                return  # nothing was queued while we held the role
+
+    def offer(self, message: Any, text: Optional[bool], frames: Optional[List[Any]], window: float) -> bool:
+        """Take a broadcast without blocking: written now, or after a busy writer's message.
+
+        ``frames`` is the message already encoded for this connection, or
+        ``None`` to encode it when it is written (compression keeps the order).
+        ``False`` if it cannot be taken: closing, or too much waiting already.
+        """
+        with self._state_lock:
+            if self.protocol.state is not State.OPEN:
+                return False
+            if len(self.deferred) >= MAX_DEFERRED or self.stream.owed >= MAX_OWED:
+                return False
+            self.deferred.append((message, text, frames))
+        if self.window is None or window < self.window:
+            self.window = window
+        if self.opened:
+            self.flush()
+        return self.protocol.state is not State.CLOSED  # not taken after all if writing showed the peer gone
+
+    def _take_deferred(self) -> List[Any]:
+        """The frames of the waiting broadcasts, encoded now (writer role held)."""
+        out: List[Any] = []
+        protocol = self.protocol
+        with self._state_lock:
+            entries, self.deferred = self.deferred, []
+            for message, text, frames in entries:
+                if protocol.state is not State.OPEN:
+                    break
+                out += frames if frames is not None else protocol.send_message(message, text=text)
+        return out
