@@ -38,6 +38,8 @@ __all__ = [
     "ServerOptions",
     "RedisBroadcast",
     "BroadcastStats",
+    "BroadcastBus",
+    "FanoutStats",
     "WebSocketError",
     "InvalidURI",
     "ConnectError",
@@ -80,6 +82,8 @@ _LAZY: Dict[str, str] = {
     "ServerOptions": "options",
     "RedisBroadcast": "cluster",
     "BroadcastStats": "cluster",
+    "BroadcastBus": "fanout",
+    "FanoutStats": "fanout",
 }
 _LAZY.update({name: "exceptions" for name in __all__ if name not in _LAZY and name != "__version__"})
 
@@ -112,6 +116,7 @@ if TYPE_CHECKING:  # pragma: no cover
         WebSocketError,
         WebSocketTimeout,
     )
+    from .fanout import BroadcastBus, FanoutStats
     from .frames import CloseCode
     from .handshake import Headers, Request, Response
     from .options import ClientOptions, ConnectionOptions, ServerOptions

@@ -50,6 +50,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from .exceptions import InvalidURI, MissingDependency, RedisUnavailable
 from .handshake import redact_url
+from .rooms import check_room
 
 __all__ = ["RedisBroadcast", "BroadcastStats", "Deliver", "DEFAULT_REDIS_URL"]
 
@@ -84,7 +85,7 @@ class BroadcastStats:
 
     ``published``: our publications Redis took. ``received``: the other
     servers' publications that reached us; of those, ``delivered`` went through
-    ``deliver`` and ``errors`` made it raise. ``skipped``: our own publications
+    ``deliver`` and ``errors`` made it raise. ``echoes``: our own publications
     coming back, not delivered again. ``dropped``: publications lost here, ours
     not published (Redis unreachable, too slow, or stopped) and others' that
     found the hand-off queue full (``overflowed``) or were still queued at
@@ -97,7 +98,7 @@ class BroadcastStats:
     published: int = 0
     received: int = 0
     delivered: int = 0
-    skipped: int = 0
+    echoes: int = 0
     dropped: int = 0
     overflowed: int = 0
     gaps: int = 0
@@ -164,11 +165,7 @@ def encode_message(message: Union[str, bytes, bytearray, memoryview], room: Opti
         raise TypeError(f"a broadcast message is str or bytes-like, not {type(message).__name__}")
     if room is None:
         return kind, b"", _NO_ROOM, payload
-    if not isinstance(room, str):
-        raise TypeError(f"a room is a str, not {type(room).__name__}")
-    name = room.encode("utf-8")
-    if len(name) >= _NO_ROOM:
-        raise ValueError(f"a room name is at most {_NO_ROOM - 1} bytes in UTF-8")
+    name = check_room(room)
     return kind, name, len(name), payload
 
 
@@ -541,7 +538,7 @@ class RedisBroadcast:
             self._warnings.warn("invalid", "ignored a message on %s that is not a simplews envelope (%s)", self.channel, exc)
             return
         if sender == self._id:
-            self._counts.add("skipped")
+            self._counts.add("echoes")
             return
         self._track_sequence(sender, seq)
         self._counts.add("received")
