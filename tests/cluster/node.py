@@ -1,13 +1,14 @@
 """One simplews server process of a cluster, for the tests: ``python node.py --redis URL [--port 0]``.
 
-Every message a client sends is broadcast to this server's clients and
-published to the others through a :class:`simplews.RedisBroadcast`, whose
-``deliver`` broadcasts what the others publish (today's public API only).
-Two text messages are commands: ``whoami`` answers ``{"pid", "port"}`` and
-``stats`` answers the broadcast's counters (and ``connected``) as JSON.
-``GET /healthz`` answers 200 for a load balancer's health checks. Prints
-``serving ws://HOST:PORT/ pid N`` once it accepts, runs until SIGINT/SIGTERM,
-then stops the broadcast and exits 0.
+A ``Server(..., broadcast=RedisBroadcast(...))``: every message a client sends
+is broadcast to every server's clients. Text commands: ``whoami`` answers
+``{"pid", "port"}``; ``join R`` / ``leave R`` answer the connection's rooms
+(a JSON list) once done; ``@R MESSAGE`` broadcasts MESSAGE to room R of
+every server; ``stats`` answers ``{"bus": RedisBroadcast counters, "server":
+the server's broadcast_stats, "connected"}``. ``GET /healthz`` answers 200
+for a load balancer's health checks. Prints ``serving ws://HOST:PORT/ pid N``
+once it accepts, runs until SIGINT/SIGTERM, then shuts down (which stops the
+broadcast) and exits 0.
 """
 
 from __future__ import annotations
@@ -38,27 +39,38 @@ def main(argv: Optional[List[str]] = None) -> None:
     )  # fmt: skip
 
     def on_message(ws: simplews.Connection, message: Any) -> None:
+        command, _, rest = message.partition(" ") if isinstance(message, str) else ("", "", "")
         if message == "whoami":
             ws.send(json.dumps({"pid": os.getpid(), "port": server.port}))
         elif message == "stats":
-            ws.send(json.dumps({**dataclasses.asdict(broadcast.stats), "connected": broadcast.connected}))
+            counters = {"bus": dataclasses.asdict(broadcast.stats), "server": dataclasses.asdict(server.broadcast_stats)}
+            ws.send(json.dumps({**counters, "connected": broadcast.connected}))
+        elif command == "join":
+            ws.join(rest)
+            ws.send(json.dumps(sorted(ws.rooms)))
+        elif command == "leave":
+            ws.leave(rest)
+            ws.send(json.dumps(sorted(ws.rooms)))
+        elif command.startswith("@"):
+            server.broadcast(rest, room=command[1:])
         else:
             server.broadcast(message)
-            broadcast.publish(message)
 
     def process_request(request: simplews.Request) -> Any:
         if request.path_only == "/healthz":
             return 200, [("Content-Type", "text/plain")], "ok\n"
         return None
 
-    server = simplews.Server(on_message=on_message, process_request=process_request, port=args.port, max_message_size=None)
-    broadcast.start(lambda message, room: server.broadcast(message))
+    server = simplews.Server(
+        on_message=on_message, process_request=process_request, port=args.port, max_message_size=None, broadcast=broadcast
+    )
     try:
         server.start()
-        print(f"serving {server.url} pid {os.getpid()}", flush=True)
-        server.serve_forever()
-    finally:
-        broadcast.stop()
+    except simplews.RedisUnavailable as exc:
+        server.shutdown()
+        raise SystemExit(str(exc))
+    print(f"serving {server.url} pid {os.getpid()}", flush=True)
+    server.serve_forever()
 
 
 if __name__ == "__main__":
