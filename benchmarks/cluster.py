@@ -81,20 +81,15 @@ def serve(argv: Sequence[str]) -> None:
         elif isinstance(message, str) and message.startswith("burst "):
             for _ in range(int(message.split()[1])):
                 line = f"{time.monotonic_ns():020d}{padding}"
-                server.broadcast(line)
-                if broadcast is not None:
-                    broadcast.publish(line)
+                server.broadcast(line)  # to every process's clients, with Redis
 
-    server = simplews.Server(on_message=on_message, port=0, ping_interval=None, backlog=1024)
-    if broadcast is not None:
-        broadcast.start(lambda message, room: server.broadcast(message))
+    server = simplews.Server(on_message=on_message, port=0, ping_interval=None, backlog=1024, broadcast=broadcast)
     try:
         server.start()
         print(f"ready {server.port} {os.getpid()}", flush=True)
         server.serve_forever()
     finally:
         if broadcast is not None:
-            broadcast.stop()
             stats = broadcast.stats
             print(json.dumps({"dropped": stats.dropped, "overflowed": stats.overflowed, "gaps": stats.gaps}), flush=True)
 

@@ -11,7 +11,7 @@ sender included, so each page shows the room's messages in the same order.
 from __future__ import annotations
 
 import argparse
-from typing import Callable, Optional, Tuple
+from typing import Optional, Tuple
 
 import simplews
 
@@ -58,11 +58,11 @@ document.getElementById("form").onsubmit = (event) => {
 MAX_MESSAGE = 4096
 
 
-def make_server(host: str = "127.0.0.1", port: int = 8000, publish: Optional[Callable[[str], object]] = None) -> simplews.Server:
+def make_server(host: str = "127.0.0.1", port: int = 8000, broadcast: Optional[simplews.BroadcastBus] = None) -> simplews.Server:
     """A chat server (not started): the page at ``/``, the room at ``/ws``.
 
-    ``publish(line)``, when given, also hands every line to other processes
-    (examples/cluster_chat.py passes a RedisBroadcast's).
+    ``broadcast``, when given, carries every line to the other processes'
+    clients too (examples/cluster_chat.py passes a RedisBroadcast).
     """
     server: Optional[simplews.Server] = None
 
@@ -78,11 +78,10 @@ def make_server(host: str = "127.0.0.1", port: int = 8000, publish: Optional[Cal
         """Relay text to everyone; binary has no place in this room."""
         if isinstance(message, str) and server is not None:
             server.broadcast(message)
-            if publish is not None:
-                publish(message)
 
     server = simplews.Server(
-        on_message=on_message, process_request=process_request, host=host, port=port, max_message_size=MAX_MESSAGE
+        on_message=on_message, process_request=process_request, host=host, port=port, max_message_size=MAX_MESSAGE,
+        broadcast=broadcast,
     )
     return server
 

@@ -7,9 +7,9 @@ Run, with a redis-server on 127.0.0.1:6379 and the redis extra installed
     python examples/cluster_chat.py --port 8002
 
 then open http://127.0.0.1:8001/ and http://127.0.0.1:8002/: a line typed on
-either page shows on both. Each process broadcasts a line to its own clients and
-publishes it through a simplews.RedisBroadcast; what the other processes publish
-it broadcasts to its own clients. The page and the room are chat.py's.
+either page shows on both: each process's server broadcasts through a
+simplews.RedisBroadcast (``Server(..., broadcast=...)``), so server.broadcast()
+reaches the clients of every process. The page and the room are chat.py's.
 """
 
 from __future__ import annotations
@@ -30,18 +30,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="the Redis every process shares")
     args = parser.parse_args(argv)
     broadcast = simplews.RedisBroadcast(args.redis, channel_prefix="chat")
-    server = make_server(args.host, args.port, publish=broadcast.publish)
+    server = make_server(args.host, args.port, broadcast=broadcast)
     try:
-        broadcast.start(lambda line, room: server.broadcast(line))
+        server.start()  # connects to Redis first
     except simplews.RedisUnavailable as exc:
         server.shutdown()
         raise SystemExit(str(exc))
-    try:
-        server.start()
-        print(f"chat page on {http_url(server)} (WebSocket at {server.url}ws), sharing {broadcast.url}; Ctrl-C stops", flush=True)
-        server.serve_forever()
-    finally:
-        broadcast.stop()
+    print(f"chat page on {http_url(server)} (WebSocket at {server.url}ws), sharing {broadcast.url}; Ctrl-C stops", flush=True)
+    server.serve_forever()  # until Ctrl-C; its shutdown stops the broadcast too
 
 
 if __name__ == "__main__":

@@ -201,9 +201,12 @@ def readme_several_processes(block: Block, runner: Runner) -> None:
         resolve = {"127.0.0.1:6379": ("127.0.0.1", redis.port)}
         one, two = runner.script(block.text, resolve=resolve), runner.script(block.text, resolve=resolve)
         with simplews.connect(f"ws://127.0.0.1:{two.port(8001)}/") as there:
-            there.send("there")  # back once its process counts it among its clients
+            there.send("/join lobby")
+            there.send("there")  # back once its process counts it among its clients, in the lobby
             assert there.recv(timeout=30) == "there"
             with simplews.connect(f"ws://127.0.0.1:{one.port(8001)}/") as here:
+                here.send("/to lobby for the lobby")  # not for here: in no room
+                assert there.recv(timeout=30) == "for the lobby"
                 here.send("from one process to the other")
                 first = here.recv(timeout=30)  # "there" may still have been on its way to this process
                 mine = here.recv(timeout=30) if first == "there" else first

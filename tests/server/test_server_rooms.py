@@ -104,7 +104,9 @@ def test_rooms_refuse_bad_names_and_client_connections(server_factory: Any) -> N
 
 
 def test_a_slow_member_is_skipped_and_counted(server_factory: Any) -> None:
-    server = server_factory(on_open=lambda ws: ws.join("feed"), compression=None, ping_interval=None, frame_size=None, send_timeout=None)
+    server = server_factory(
+        on_open=lambda ws: ws.join("feed"), compression=None, ping_interval=None, frame_size=None, send_timeout=None
+    )
     slow = never_reading_client(server.port)
     normal = [open_raw(server.port) for _ in range(2)]
     try:
