@@ -26,7 +26,7 @@ def test_attach_to_a_running_server_then_shutdown_stops_it(nodes: NodeFactory, r
     server = simplews.Server(on_open=lambda ws: ws.join("lobby"), port=0).start()
     try:
         with simplews.connect(server.url) as here, simplews.connect(node.url) as there:
-            assert wait_for(lambda: len(server.connections) == 1, timeout=30)
+            assert wait_for(lambda: server.rooms == ["lobby"], timeout=30)  # joined in its on_open
             bus = simplews.RedisBroadcast(redis_server.url, channel_prefix=node_prefix(node))
             server.attach(bus)  # the server runs: started now
             assert bus.connected and len(redis_threads()) == len(before) + 2
