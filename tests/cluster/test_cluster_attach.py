@@ -37,11 +37,15 @@ def test_attach_to_a_running_server_then_shutdown_stops_it(nodes: NodeFactory, r
             assert json.loads(there.recv(timeout=30)) == ["lobby"]
             assert server.broadcast("to the lobby", room="lobby") == 1  # here; and there, through Redis
             assert here.recv(timeout=30) == "to the lobby" and there.recv(timeout=30) == "to the lobby"
+            # text= decides the frame type here and there alike
+            assert server.broadcast("é".encode(), text=True) == 1 and server.broadcast("bin", text=False) == 1
+            assert [here.recv(timeout=30), here.recv(timeout=30)] == ["é", b"bin"]
+            assert [there.recv(timeout=30), there.recv(timeout=30)] == ["é", b"bin"]
             there.send("from the node")
             assert here.recv(timeout=30) == "from the node"
             assert wait_for(lambda: server.broadcast_stats.received == 1, timeout=30)
             stats = server.broadcast_stats
-            assert (stats.published, stats.received, stats.delivered, stats.dropped, stats.skipped) == (1, 1, 2, 0, 0)
+            assert (stats.published, stats.received, stats.delivered, stats.dropped, stats.skipped) == (3, 1, 4, 0, 0)
         server.shutdown()
         assert "stopped" in repr(bus) and not bus.connected
         assert wait_for(lambda: redis_threads() == before, timeout=30), redis_threads()
