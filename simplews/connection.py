@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterator, List, Optional, Union
 
 from .exceptions import ConnectionClosed, ConnectionClosedOK, WebSocketTimeout
 from .handshake import Headers, Request, Response
@@ -23,6 +23,7 @@ from .liveness import Liveness, Verdict
 from .options import ConnectionOptions
 from .protocol import Protocol, State
 from .reader import IDLE_AFTER, Reader
+from .rooms import CLIENT_ROOMS, Rooms
 from .stream import Stream
 from .writer import Writer
 
@@ -107,6 +108,9 @@ class Connection:
         self._pings: Dict[bytes, Any] = {}
         self._liveness = Liveness(options, stream, self._reader.left_at)
         self._watching = 0
+        self._rooms: Rooms = CLIENT_ROOMS  # a server sets its own before the connection opens
+        #: the rooms this connection is in (see :meth:`join`); always empty on a client
+        self.rooms: FrozenSet[str] = frozenset()
         self._next_tick: Optional[float] = None
         try:
             self.remote_address: Any = stream.sock.getpeername()
@@ -234,6 +238,14 @@ class Connection:
             return
         self._start_close(code, reason)
         self._wait_closed(self.options.close_timeout if timeout is None else timeout)
+
+    def join(self, room: str) -> None:
+        """Join ``room`` (server side): ``server.broadcast(message, room=room)`` reaches this connection until it leaves or ends."""
+        self._rooms.join(self, room)
+
+    def leave(self, room: str) -> None:
+        """Leave ``room`` (nothing happens if this connection is not in it)."""
+        self._rooms.leave(self, room)
 
     def __enter__(self) -> Connection:
         return self

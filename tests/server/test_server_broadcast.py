@@ -12,7 +12,7 @@ from typing import Any, List, Tuple
 import pytest
 import websocket
 from helpers import wait_for
-from server_raw import open_raw, read_frame, upgrade_request
+from server_raw import never_reading_client, open_raw, read_frame
 
 import simplews
 
@@ -65,20 +65,6 @@ def test_broadcast_rejects_a_bad_message_before_sending(server_factory: Any) -> 
             server.broadcast(12345)  # type: ignore[arg-type]
         assert server.broadcast("after") == 1
         assert ws.recv(timeout=10) == "after"
-
-
-def never_reading_client(port: int) -> socket.socket:
-    """A raw WebSocket client with a tiny receive buffer that will never read again."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(10)
-    sock.connect(("127.0.0.1", port))
-    sock.sendall(upgrade_request())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)  # byte by byte: nothing after the head is consumed
-    assert head.startswith(b"HTTP/1.1 101")
-    return sock
 
 
 def check_stream(data: bytes, sent: List[bytes]) -> int:
