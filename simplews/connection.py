@@ -123,7 +123,7 @@ class Connection:
     def _open(self, greeting: bytes = b"", leftover: bytes = b"") -> None:
         """Start: send ``greeting`` (a server's 101) before anything else, then take ``leftover``."""
         self._writer.open(greeting)
-        if self._closed.is_set():
+        if self._closed.done:
             return  # the greeting could not be sent
         scheduler.register(self)
         self._schedule(self._next_wake(time.monotonic()))
@@ -397,7 +397,7 @@ class Connection:
 
     def _writer_left(self) -> None:
         """The writer role was released: close the descriptor if the connection ended meanwhile, else watch."""
-        if self._closed.is_set():
+        if self._closed.done:
             self._release_descriptor()
         else:
             self._update_watch()

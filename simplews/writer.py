@@ -198,6 +198,9 @@ class Writer:
         if failed:
             self._failed()
             return False
+        if protocol.state is State.CLOSED:
+            self._changed()  # the connection ended while we held the role: closing the descriptor is ours
+            return False
         if stream.owed or protocol.has_pending:
             self._changed()
             return None
