@@ -30,6 +30,9 @@ __all__ = [
     "Request",
     "Response",
     "Headers",
+    "Router",
+    "basic_auth",
+    "chain_hooks",
     "State",
     "CloseCode",
     "DeflateConfig",
@@ -68,6 +71,9 @@ _LAZY: Dict[str, str] = {
     "Request": "handshake",
     "Response": "handshake",
     "Headers": "handshake",
+    "Router": "routing",
+    "basic_auth": "auth",
+    "chain_hooks": "hooks",
     "State": "protocol",
     "CloseCode": "frames",
     "DeflateConfig": "deflate",
@@ -78,6 +84,7 @@ _LAZY: Dict[str, str] = {
 _LAZY.update({name: "exceptions" for name in __all__ if name not in _LAZY and name != "__version__"})
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .auth import basic_auth
     from .client import Client, connect
     from .connection import Connection
     from .deflate import DeflateConfig
@@ -105,8 +112,10 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .frames import CloseCode
     from .handshake import Headers, Request, Response
+    from .hooks import chain_hooks
     from .options import ClientOptions, ConnectionOptions, ServerOptions
     from .protocol import State
+    from .routing import Router
     from .server import Server, serve
 
 

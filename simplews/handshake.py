@@ -169,13 +169,22 @@ def _shown_value(name: str, value: str) -> str:
 
 @dataclasses.dataclass
 class Request:
-    """An HTTP request: the opening handshake as the server sees it."""
+    """An HTTP request: the opening handshake as the server sees it.
+
+    Request hooks fill in the last three fields: a :class:`~simplews.Router`
+    sets ``path_params`` (the percent-decoded ``{name}`` parts of the path) and
+    ``route`` (the pattern that matched); :func:`~simplews.basic_auth` sets
+    ``username`` once the credentials are checked.
+    """
 
     path: str
     headers: Headers
     method: str = "GET"
     remote_address: Optional[Tuple[str, int]] = None
     subprotocol: Optional[str] = None
+    path_params: Dict[str, str] = dataclasses.field(default_factory=dict)
+    route: Optional[str] = None
+    username: Optional[str] = None
 
     @property
     def query(self) -> Dict[str, List[str]]:
@@ -191,7 +200,8 @@ class Request:
         # the path as logs show it (query values masked); ``path`` itself stays the real one
         return (
             f"Request(path={redact_url(self.path)!r}, headers={self.headers!r}, method={self.method!r}, "
-            f"remote_address={self.remote_address!r}, subprotocol={self.subprotocol!r})"
+            f"remote_address={self.remote_address!r}, subprotocol={self.subprotocol!r}, "
+            f"path_params={self.path_params!r}, route={self.route!r}, username={self.username!r})"
         )
 
 

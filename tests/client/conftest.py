@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, List, Optional
 
 import pytest
 import trustme
-from helpers import wait_for
+from helpers import accepts, stop_process, wait_for
 
 import simplews
 
@@ -114,33 +114,18 @@ class Tinyproxy:
             self.proc = subprocess.Popen(
                 [binary, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            if wait_for(lambda: self.proc.poll() is not None or _accepts(self.port), timeout=10):
+            if wait_for(lambda: self.proc.poll() is not None or accepts(self.port), timeout=10):
                 if self.proc.poll() is None:
                     return
         raise RuntimeError(f"tinyproxy did not start; log: {self.log.read_text() if self.log.exists() else ''}")
 
     def stop(self) -> None:
         """Terminate the process and wait for it."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
 
     def log_text(self) -> str:
         """What tinyproxy logged so far."""
         return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
-def _accepts(port: int) -> bool:
-    """Whether something accepts TCP connections on 127.0.0.1:port."""
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 def tinyproxy_binary() -> Optional[str]:

@@ -118,3 +118,21 @@ def echo_once(text: str) -> Union[str, bytes]:
     with simplews.serve(on_message=on_message, port=0) as server, simplews.connect(server.url) as ws:
         ws.send(text)
         return ws.recv(timeout=5)
+
+
+def routed_server() -> simplews.Server:
+    """Routes behind Basic auth, with the path parameters and the user in the handler."""
+    router = simplews.Router({"/": on_message})
+
+    @router.route("/rooms/{room}")
+    def room(ws: simplews.Connection) -> None:
+        request = ws.request
+        if request is not None:
+            ws.send(f"{request.username} in {request.path_params['room']} ({request.route})")
+
+    def dispatch(ws: simplews.Connection) -> None:
+        if ws.request is not None and router.handler_for(ws.request) is room:
+            room(ws)
+
+    hooks = simplews.chain_hooks(simplews.basic_auth("chat", credentials={"ann": "s3cret"}), router.process_request)
+    return simplews.Server(dispatch, process_request=hooks, port=0)

@@ -21,3 +21,5 @@ def main() -> None:
     server = simplews.Server(options=simplews.ServerOptions(port="8765"))  # E: arg-type
     server.broadcast({"not": "a message"})  # E: arg-type
     print(text, server.urls)  # E: attr-defined
+    simplews.basic_auth("chat", check_credentials=on_error)  # E: arg-type
+    simplews.Router().route(42, on_error)  # E: call-overload
