@@ -180,7 +180,7 @@ def _connect_via_proxy(
     except ValueError:
         raise InvalidURI(f"invalid proxy URL {redact_url(proxy)!r}: bad host or port") from None
     if parts.scheme not in ("http", "") or not parts.hostname:
-        raise InvalidURI(f"unsupported proxy {parts.scheme}:// (only http:// CONNECT proxies)")
+        raise InvalidURI(f"unsupported proxy {parts.scheme}:// (use http://, socks5h://, socks5://, socks4a:// or socks4://)")
     try:
         sock = open_tcp(parts.hostname, pport, deadline, cancel)
     except ConnectError as exc:  # same class, but say it was the proxy that failed
@@ -243,9 +243,11 @@ def connect(
     """Open a WebSocket connection and return it (also a context manager).
 
     Transport: ``ssl_context`` overrides the default certificate checks (certifi's
-    CA bundle); ``proxy`` is an ``http://[user:pass@]host:port`` CONNECT proxy,
-    ``"auto"`` to take it from ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY``, or
-    ``None`` for none; ``unix_socket`` or ``sock`` replace TCP.
+    CA bundle); ``proxy`` is an ``http://[user:pass@]host:port`` CONNECT proxy or a
+    ``socks5h://``, ``socks5://``, ``socks4a://`` or ``socks4://`` one (extra
+    ``simplews[socks]``; the ``h`` and ``a`` forms let the proxy resolve the host name),
+    ``"auto"`` to take it from ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY``,
+    or ``None`` for none; ``unix_socket`` or ``sock`` replace TCP.
     Timeouts (seconds, ``None`` for none): ``open_timeout`` covers TCP, TLS and
     the handshake; ``close_timeout`` bounds the close handshake; ``send_timeout``
     bounds one blocked write (then the connection is aborted).
@@ -340,7 +342,11 @@ def _open(uri: WebSocketURI, deadline: Optional[float], **opts: Any) -> Connecti
             proxy = opts["proxy"]
             if proxy == "auto":
                 proxy = _proxy_from_env(uri)
-            if proxy:
+            if proxy and proxy.lower().startswith("socks"):
+                from .socks import open_socks_tunnel  # imported on first use, like python-socks itself
+
+                sock = open_socks_tunnel(proxy, uri.host, uri.port, deadline, opts["cancel"])
+            elif proxy:
                 sock = _connect_via_proxy(proxy, uri, deadline, opts["cancel"])
             else:
                 sock = open_tcp(uri.host, uri.port, deadline, opts["cancel"])
