@@ -332,6 +332,8 @@ class Connection:
 
         Idempotent and safe from any thread, including a callback. After it
         returns the socket is closed and no thread of the connection is left.
+        Messages the peer sent before its close frame (they crossed ours) stay
+        readable with :meth:`recv` and iteration, up to ``max_queue`` of them.
         """
         if self._closed.is_set():
             return
@@ -403,7 +405,8 @@ class Connection:
             if self._read_lock.acquire(timeout=0.05):
                 try:
                     while not self._closed.is_set():
-                        self._read_step(deadline, discard=True)
+                        # what the peer sent before its close frame stays readable, up to max_queue
+                        self._read_step(deadline, discard=self._queue_full())
                 except (_ReadTimeout, WebSocketTimeout):
                     break
                 finally:
@@ -413,6 +416,10 @@ class Connection:
         if not self._closed.is_set():
             logger.debug("%r: close timed out; aborting", self)
             self._terminate()
+
+    def _queue_full(self) -> bool:
+        """Whether ``max_queue`` messages are waiting for ``recv()``."""
+        return self.max_queue is not None and len(self._queue) >= self.max_queue
 
     def _arm_close_deadline(self) -> None:
         """Start the clock on how long the peer has to finish closing."""
@@ -502,7 +509,7 @@ class Connection:
         if not data:
             self._terminate()
         elif protocol.failure_deferred:
-            if discard or not self._queue:
+            if discard or not self._queue or self._closing:  # closing: nothing left to answer first
                 self._release_failure(block=not queue_only)
             elif self._deferred_since is None:
                 self._deferred_since = time.monotonic()
