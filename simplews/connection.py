@@ -509,7 +509,7 @@ class Connection:
         if not data:
             self._terminate()
         elif protocol.failure_deferred:
-            if discard or not self._queue or self._closing:  # closing: nothing left to answer first
+            if discard or not self._queue:
                 self._release_failure(block=not queue_only)
             elif self._deferred_since is None:
                 self._deferred_since = time.monotonic()
