@@ -1,4 +1,4 @@
-"""Opening a client's stream: TCP (IPv4/IPv6), Unix sockets, HTTP(S) CONNECT proxies, TLS, in one deadline.
+"""Opening a client's stream: TCP (IPv4/IPv6), Unix sockets, HTTP(S) CONNECT and SOCKS proxies, TLS, in one deadline.
 
 Everything here runs on the thread that opens the connection; :class:`Cancel`
 lets another thread (``Client.stop()``) abort it at any point.
@@ -163,9 +163,14 @@ def open_stream(uri: Any, options: ClientOptions, deadline: Optional[float], can
             sock = _open_unix(options.unix_socket, deadline, cancel)
         else:
             proxy = proxy_from_env(uri) if options.proxy == "auto" else options.proxy
-            if proxy:
+            if proxy and proxy.lower().startswith("socks"):
+                from .socks import open_socks_tunnel  # imported on first use, like python-socks itself
+
+                sock = open_socks_tunnel(proxy, uri.host, uri.port, deadline, cancel)
+            elif proxy:
                 return _open_via_proxy(proxy, uri, options, deadline, cancel)
-            sock = open_tcp(uri.host, uri.port, deadline, cancel)
+            else:
+                sock = open_tcp(uri.host, uri.port, deadline, cancel)
     elif hasattr(sock, "cipher"):  # an ssl.SSLSocket
         raise TypeError("sock must be a plain connected socket (simplews runs TLS itself for wss://)")
     return _secure(Stream(sock), uri, options, deadline)
@@ -261,7 +266,9 @@ def _open_via_proxy(proxy: str, uri: Any, options: ClientOptions, deadline: Opti
     except ValueError:
         raise InvalidURI(f"invalid proxy URL {redact_url(proxy)!r}: bad host or port") from None
     if parts.scheme not in ("http", "https", "") or not parts.hostname:
-        raise InvalidURI(f"unsupported proxy {parts.scheme}:// (use http:// or https:// CONNECT proxies)")
+        raise InvalidURI(
+            f"unsupported proxy {parts.scheme}:// (use http://, https://, socks5h://, socks5://, socks4a:// or socks4://)"
+        )
     name = f"proxy {parts.hostname}:{pport}"
     try:
         sock = open_tcp(parts.hostname, pport, deadline, cancel)

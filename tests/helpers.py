@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import signal
 import socket
 import subprocess
 import threading
@@ -41,6 +42,7 @@ def accepts(port: int) -> bool:
 def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
     """Terminate a helper process (a proxy) and wait for it; kill it if it does not go."""
     if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGCONT)  # a paused process handles SIGTERM only once resumed
         proc.terminate()
         try:
             proc.wait(10)
