@@ -118,6 +118,7 @@ def connect(url: str, *, options: Optional[ClientOptions] = None, _cancel: Optio
 def _connect(uri: WebSocketURI, opts: ClientOptions, cancel: Optional[Cancel]) -> Connection:
     """Open a connection to ``uri``, following redirects."""
     headers = Headers(opts.headers) if opts.headers is not None else None  # read once: an iterator may not be replayed
+    log = opts.logger or logger
     deadline = None if opts.open_timeout is None else time.monotonic() + opts.open_timeout
     for _ in range(opts.max_redirects + 1):
         try:
@@ -138,7 +139,7 @@ def _connect(uri: WebSocketURI, opts: ClientOptions, cancel: Optional[Cancel]) -
             if new.username is None and (new.host, new.port) == (uri.host, uri.port):
                 # URL credentials follow a redirect on the same server only, as curl does
                 new = dataclasses.replace(new, username=uri.username, password=uri.password)
-            logger.info("following redirect %d to %s", exc.status, redact_url(str(new)))
+            log.info("following redirect %d to %s", exc.status, redact_url(str(new)))
             uri = new
     raise InvalidHandshake(f"too many redirects (more than {opts.max_redirects})")
 
@@ -179,7 +180,7 @@ def _open(
         stream.shutdown()
         stream.close()
         raise
-    logger.info("connected to %s", redact_url(str(uri)))
+    conn.logger.info("connected to %s", redact_url(str(uri)))
     return conn
 
 
@@ -242,6 +243,8 @@ class Client:
         self._uri = parse_uri(url)
         #: the :class:`~simplews.ClientOptions` of every connection attempt
         self.options = ClientOptions.build("Client", kwargs, options)
+        #: where the client logs (its connections log through an adapter of it)
+        self.logger: Any = self.options.logger or logger
         self.url = url
         self._handler_factory = resolve_handler(
             handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error
@@ -314,7 +317,7 @@ class Client:
                 return
             # jitter spreads a fleet's reconnects; the floor keeps a zero delay from spinning
             wait = max(_MIN_DELAY, min(delay * random.uniform(0.5, 1.5), self.reconnect_max_delay))
-            logger.info("reconnecting in %.2f s", wait)
+            self.logger.info("reconnecting in %.2f s", wait)
             if self._stop.wait(wait):
                 return
             delay = min(max(delay, _MIN_DELAY) * 2, self.reconnect_max_delay)
@@ -325,9 +328,9 @@ class Client:
             try:
                 handler.on_error(None, exc)
             except Exception:
-                logger.exception("on_error raised")
+                self.logger.exception("on_error raised")
         else:
-            logger.warning("connecting to %s failed: %s", redact_url(str(self._uri)), exc)
+            self.logger.warning("connecting to %s failed: %s", redact_url(str(self._uri)), exc)
 
     def _should_retry(self, exc: BaseException, failures: int) -> bool:
         """Whether to try connecting again after ``exc``."""
@@ -336,7 +339,7 @@ class Client:
         if isinstance(exc, (InvalidURI, ValueError, TypeError)):
             return False
         if isinstance(exc, InvalidStatus) and 400 <= exc.status < 500 and not self.retry_on_rejection:
-            logger.warning("server rejected the handshake with HTTP %d; not retrying", exc.status)
+            self.logger.warning("server rejected the handshake with HTTP %d; not retrying", exc.status)
             return False
         return self.max_retries is None or failures <= self.max_retries
 

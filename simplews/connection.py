@@ -95,7 +95,12 @@ class Connection:
         #: the negotiated subprotocol, if any
         self.subprotocol = subprotocol
         self.id = os.urandom(4).hex()
-        self.logger = options.logger or logger
+        #: where this connection logs: the ``logger`` option as given if it is an adapter, else an
+        #: adapter of it (or of ``logging.getLogger("simplews")``) whose ``extra`` is ``{"websocket": self}``
+        self.logger: Any = options.logger
+        if not isinstance(self.logger, logging.LoggerAdapter):
+            self.logger = logging.LoggerAdapter(self.logger or logger, {"websocket": self})
+        protocol.logger = self.logger
         self._state_lock = threading.Lock()  # the core's state: held for in-memory work only
         self._term_lock = threading.Lock()
         self._reader = Reader(self)

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from .handshake import Request
 
-__all__ = ["chain_hooks"]
+__all__ = ["chain_hooks", "first_answer"]
+
+RequestHook = Callable[[Request], Optional[Any]]
 
 
-def chain_hooks(*hooks: Callable[[Request], Optional[Any]]) -> Callable[[Request], Optional[Any]]:
+def first_answer(hooks: Iterable[RequestHook], request: Request) -> Optional[Any]:
+    """What the first of ``hooks`` that answers ``request`` returns, or ``None`` if none does (exceptions propagate)."""
+    for hook in hooks:
+        answer = hook(request)
+        if answer is not None:
+            return answer
+    return None
+
+
+def chain_hooks(*hooks: RequestHook) -> RequestHook:
     """One ``process_request`` hook that tries ``hooks`` in order; the first answer wins.
 
     Each hook gets the same :class:`~simplews.Request`. The first that returns
@@ -28,10 +39,6 @@ def chain_hooks(*hooks: Callable[[Request], Optional[Any]]) -> Callable[[Request
     chain = tuple(hooks)
 
     def process_request(request: Request) -> Optional[Any]:
-        for hook in chain:
-            answer = hook(request)
-            if answer is not None:
-                return answer
-        return None
+        return first_answer(chain, request)
 
     return process_request

@@ -144,6 +144,11 @@ class Stream:
             if plain or not data or self._layers[-1].eof:
                 return plain
 
+    def unread(self, data: bytes) -> None:
+        """Give back bytes read ahead (before a TLS layer started, say): the next read returns them first."""
+        if data:
+            self._early = data + self._early
+
     def read_nowait(self) -> Optional[bytes]:
         """What the peer sent that is already here, without waiting; ``None`` if nothing is."""
         if self._early:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import socket
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Tuple
@@ -145,3 +146,66 @@ def test_forwarded_written_by_haproxy(start_haproxy: Callable[[str], HAProxy], a
     assert seen_as(proxy.port, "127.0.0.2", "Forwarded: for=6.6.6.6\r\n") == "('127.0.0.2', 0)"
     # the proxy writes Forwarded, so an X-Forwarded-For is the client's own and is not read
     assert seen_as(proxy.port, "127.0.0.2", "X-Forwarded-For: 6.6.6.6\r\n") == "('127.0.0.2', 0)"
+
+
+# --- the same, as server options: proxy_protocol=, trusted_proxies=, forwarded_header= ------------
+
+
+def addresses(ws: simplews.Connection) -> None:
+    """Tell the client what the server sees: the client's address, the socket's peer, the connection's address."""
+    assert ws.request is not None
+    ws.send(repr((ws.request.remote_address, ws.request.peer_address, ws.remote_address)))
+
+
+def test_proxy_protocol_option_behind_haproxy(start_haproxy: Callable[[str], HAProxy], server_factory: Any) -> None:
+    server = server_factory(on_open=addresses, proxy_protocol=True, trusted_proxies=["127.0.0.1"])
+    proxy = start_haproxy(
+        "frontend f\n    mode tcp\n    bind 127.0.0.1:{port}\n    default_backend b\n"
+        f"backend b\n    mode tcp\n    server s 127.0.0.1:{server.port} send-proxy\n"
+    )
+    with socket.socket() as sock:
+        sock.settimeout(10)
+        sock.bind(("127.0.0.2", 0))
+        sock.connect(("127.0.0.1", proxy.port))
+        sock.sendall(upgrade_request("/"))
+        status, _, rest = read_response(sock)
+        assert status == 101
+        frame = read_frame(sock, bytearray(rest))
+        assert frame is not None
+        client, peer, conn_address = ast.literal_eval(frame[1].decode())  # a repr of tuples of str and int
+        assert client == sock.getsockname()[:2] == conn_address  # the address in HAProxy's PROXY line
+        assert peer[0] == "127.0.0.1" and peer != client  # the socket's peer is HAProxy
+    # straight to the server, without the line: dropped unanswered; the server goes on
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(upgrade_request("/"))
+        assert sock.recv(100) == b""
+    # a PROXY line from a peer that is not a trusted proxy is not believed: dropped too
+    with socket.socket() as sock:
+        sock.settimeout(10)
+        sock.bind(("127.0.0.2", 0))
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(b"PROXY TCP4 6.6.6.6 127.0.0.1 1111 80\r\n" + upgrade_request("/"))
+        assert sock.recv(100) == b""
+    assert seen_as(proxy.port, "127.0.0.2").startswith("(('127.0.0.2', ")
+
+
+@pytest.mark.parametrize("header, directive", [
+    ("X-Forwarded-For", "option forwardfor"),
+    ("Forwarded", "http-request add-header Forwarded for=%[src]"),
+])  # fmt: skip
+def test_trusted_proxies_option_behind_haproxy(
+    start_haproxy: Callable[[str], HAProxy], server_factory: Any, header: str, directive: str
+) -> None:
+    server = server_factory(on_open=addresses, trusted_proxies=["127.0.0.0/30"], forwarded_header=header)
+    proxy = start_haproxy(http_frontend(server, directive))
+    spoof = f"{header}: {'for=' if header == 'Forwarded' else ''}6.6.6.6\r\n"
+    client, peer, conn_address = ast.literal_eval(seen_as(proxy.port, "127.0.0.5", spoof))
+    assert client == ("127.0.0.5", 0) == conn_address and peer[0] == "127.0.0.1"
+    # 127.0.0.5 is not a trusted proxy: what it says of itself is ignored
+    client, peer, conn_address = ast.literal_eval(seen_as(server.port, "127.0.0.5", spoof))
+    assert client == peer == conn_address and client[0] == "127.0.0.5"
+
+
+def test_forwarded_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="forwarded_header"):
+        simplews.Server(port=0, forwarded_header="X-Real-IP")

@@ -223,3 +223,63 @@ def test_compare_digest_guards_the_real_server(guarded: simplews.Server, monkeyp
     with simplews.connect(with_credentials(guarded.url + "echo/x", "ann", "s3cret")) as ws:
         assert ws.recv(timeout=10).endswith("|ann")
     assert calls.get(timeout=1) == b"s3cret" and calls.empty()
+
+
+# --- the router as the server's handler, behind a sequence of request hooks ----------------------
+
+
+def health(request: Request) -> Optional[Response]:
+    """A plain page at /healthz."""
+    return Response(200, simplews.Headers([("Content-Type", "text/plain")]), b"ok\n") if request.path_only == "/healthz" else None
+
+
+@pytest.fixture
+def composed(server_factory: Any) -> simplews.Server:
+    """``Server(router, process_request=[basic_auth, page])``: auth, then the page, then the routes."""
+    return server_factory(make_router(), process_request=[basic_auth("chat", credentials=USERS), health])
+
+
+def test_router_as_handler_runs_each_style(composed: simplews.Server) -> None:
+    good = {"Authorization": authorization("ann", "s3cret")}
+    with simplews.connect(composed.url + "echo/a%20b", headers=good) as ws:
+        assert ws.recv(timeout=10) == "func /echo/{name}|name=a b|ann"
+        ws.send("hi")
+        assert ws.recv(timeout=10) == "hi"
+    for _ in range(2):
+        with simplews.connect(composed.url + "rooms/x", headers=good) as ws:
+            assert ws.recv(timeout=10) == "class /rooms/{room}|room=x|ann"
+            ws.send("m")
+            assert ws.recv(timeout=10) == "1:m"
+    with simplews.connect(composed.url + "files/a/b", headers=good) as ws:
+        assert ws.recv(timeout=10) == "callbacks /files/{path:path}|path=a/b|ann"
+    assert composed.router is not None and composed.router.patterns[0] == "/echo/{name}"
+
+
+def test_sequence_of_hooks_first_answer_wins(composed: simplews.Server) -> None:
+    good = f"Authorization: {authorization('ann', 's3cret')}\r\n"
+    assert get(composed.port, "/healthz")[0] == 401  # auth answers before the page
+    assert get(composed.port, "/nope")[0] == 401  # and before the router's 404
+    assert get(composed.port, "/healthz", extra=good)[:3:2] == (200, b"ok\n")
+    assert get(composed.port, "/nope", extra=good)[0] == 404
+    assert http(composed.port, upgrade_request("/echo/%zz", extra=good))[0] == 400
+    with pytest.raises(PeerInvalidStatus) as info:
+        peer_connect(composed.url + "rooms/r", open_timeout=10, proxy=None)
+    assert info.value.response.status_code == 401
+    with peer_connect(with_credentials(composed.url + "rooms/r", "zoë", "pässword"), open_timeout=10, proxy=None) as ws:
+        assert ws.recv(timeout=10) == "class /rooms/{room}|room=r|zoë"
+
+
+def test_callbacks_beside_a_router_complete_every_route() -> None:
+    failing = Router()
+
+    def boom(ws: simplews.Connection, message: Any) -> None:
+        raise RuntimeError(f"boom {message}")
+
+    failing.route("/boom/{n}", Handler(on_message=boom))  # no on_error of its own: the server's applies
+
+    errors: queue.Queue[str] = queue.Queue()
+    with simplews.serve(failing, port=0, on_error=lambda ws, exc: errors.put(f"{ws.request.route}: {exc}")) as server:
+        with simplews.connect(server.url + "boom/1") as ws:
+            ws.send("now")
+            assert errors.get(timeout=10) == "/boom/{n}: boom now"
+
