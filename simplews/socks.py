@@ -87,7 +87,7 @@ def _check_credentials(version: int, username: Optional[str], password: Optional
 
 
 def open_socks_tunnel(
-    proxy_url: str, host: str, port: int, deadline: Optional[float], cancel: Optional[Cancel] = None
+    proxy_url: str, host: str, port: int, deadline: Optional[float], cancel: Optional[Cancel] = None, **tcp: Any
 ) -> socket.socket:
     """Return a socket connected to ``host:port`` through the SOCKS proxy at ``proxy_url``.
 
@@ -95,13 +95,15 @@ def open_socks_tunnel(
     ``python-socks`` is not installed; :class:`ProxyError` when the proxy
     refuses (with its reason) or breaks the exchange; :class:`ConnectionRefused`,
     :class:`HostNotFound` or :class:`OpenTimeout` when that is what happened,
-    at the proxy or beyond it.
+    at the proxy or beyond it. ``tcp`` are the keywords of
+    :func:`~simplews.transport.open_tcp` for the socket to the proxy
+    (``source_address``, ``socket_options``).
     """
     proxy = parse_socks_url(proxy_url)
     proxy_type = _proxy_type(proxy)
     target = _target_address(proxy, host, port)
     try:
-        sock = open_tcp(proxy.host, proxy.port, deadline, cancel)
+        sock = open_tcp(proxy.host, proxy.port, deadline, cancel, **tcp)  # tcp: source address, socket options
     except ConnectError as exc:  # same class, but say it was the proxy that failed
         raise type(exc)(f"{proxy.name}: {exc}") from exc
     try:
