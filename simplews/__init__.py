@@ -33,6 +33,7 @@ __all__ = [
     "Router",
     "basic_auth",
     "chain_hooks",
+    "Outbox",
     "State",
     "CloseCode",
     "DeflateConfig",
@@ -59,6 +60,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedOK",
     "ConnectionClosedError",
+    "OutboxFull",
     "__version__",
 ]
 
@@ -74,6 +76,7 @@ _LAZY: Dict[str, str] = {
     "Router": "routing",
     "basic_auth": "auth",
     "chain_hooks": "hooks",
+    "Outbox": "outbox",
     "State": "protocol",
     "CloseCode": "frames",
     "DeflateConfig": "deflate",
@@ -102,6 +105,7 @@ if TYPE_CHECKING:  # pragma: no cover
         LocalProtocolError,
         NegotiationError,
         OpenTimeout,
+        OutboxFull,
         PayloadTooBig,
         ProtocolError,
         ProxyError,
@@ -114,6 +118,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .handshake import Headers, Request, Response
     from .hooks import chain_hooks
     from .options import ClientOptions, ConnectionOptions, ServerOptions
+    from .outbox import Outbox
     from .protocol import State
     from .routing import Router
     from .server import Server, serve

@@ -15,6 +15,7 @@ Every exception a user can catch derives from :class:`WebSocketError`::
     │   ├── InvalidStatus           the server answered with a status other than 101
     │   ├── InvalidHeader           a header is missing or has a bad value
     │   └── NegotiationError        subprotocol / extension negotiation failed
+    ├── OutboxFull                  a Client's outbox is full (overflow policy "raise")
     ├── ProtocolError               a violation of RFC 6455
     │   ├── LocalProtocolError      our caller asked for something the RFC forbids
     │   └── RemoteProtocolError     the peer broke the RFC (carries the close code)
@@ -36,6 +37,7 @@ __all__ = [
     "ConnectionRefused",
     "ProxyError",
     "TLSError",
+    "OutboxFull",
     "WebSocketTimeout",
     "OpenTimeout",
     "InvalidHandshake",
@@ -170,3 +172,7 @@ class ConnectionClosedOK(ConnectionClosed):
 
 class ConnectionClosedError(ConnectionClosed):
     """The connection closed with an error code or without a close handshake."""
+
+
+class OutboxFull(WebSocketError):
+    """A :class:`~simplews.Client`'s outbox is full and its overflow policy is ``"raise"``: the message was not kept."""
