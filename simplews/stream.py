@@ -91,6 +91,15 @@ class Stream:
         self._early = early
 
     @property
+    def tls_ended(self) -> bool:
+        """Whether the TLS stream to the peer ended (close_notify), perhaps in a read that also returned data.
+
+        A peer may then wait for our close_notify with TCP open: reading the
+        socket again would block, so the end is answered from here.
+        """
+        return bool(self._layers) and self._layers[-1].eof
+
+    @property
     def tls(self) -> Optional[TLS]:
         """The innermost TLS layer (the one to the WebSocket peer), if any."""
         return self._layers[-1] if self._layers else None
@@ -122,6 +131,8 @@ class Stream:
         if self._early:
             early, self._early = self._early, b""
             return early
+        if self.tls_ended:
+            return b""
         while True:
             timeout = FOREVER if deadline is None else deadline - time.monotonic()
             if timeout <= 0:
@@ -154,6 +165,8 @@ class Stream:
         if self._early:
             early, self._early = self._early, b""
             return early
+        if self.tls_ended:
+            return b""
         if self._rtimeout != 0.0:
             self.sock.settimeout(0.0)
             self._rtimeout = 0.0

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import pytest
 import trustme
@@ -167,6 +167,73 @@ def proxy_factory(tmp_path: Path) -> Iterator[Callable[..., Tinyproxy]]:
 def proxy(proxy_factory: Callable[..., Tinyproxy]) -> Tinyproxy:
     """An open tinyproxy (no authentication, CONNECT to any port)."""
     return proxy_factory()
+
+
+# --- the same proxy behind TLS: stunnel in front of tinyproxy ------------------------------------
+
+
+class Stunnel:
+    """A stunnel process on 127.0.0.1 that ends TLS (a certificate of its own CA) and forwards to a local port."""
+
+    def __init__(self, workdir: Path, cert: trustme.LeafCert, target: int) -> None:
+        self.workdir = workdir
+        self.cert = cert
+        self.target = target
+        self.proc: Optional[subprocess.Popen] = None
+        self.port = 0
+        self.log = workdir / "stunnel.log"
+
+    def start(self, binary: str) -> None:
+        """Start on a free port and wait until it accepts connections."""
+        pem = self.workdir / "proxy.pem"
+        self.cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
+        pem.chmod(0o600)
+        for _ in range(5):  # the free port may be taken between probing and binding
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                self.port = probe.getsockname()[1]
+            conf = self.workdir / "stunnel.conf"
+            self.log.unlink(missing_ok=True)
+            conf.write_text(
+                f"foreground = yes\npid =\ndebug = info\noutput = {self.log}\n"
+                f"[proxy]\naccept = 127.0.0.1:{self.port}\nconnect = 127.0.0.1:{self.target}\ncert = {pem}\n"
+            )
+            self.proc = subprocess.Popen([binary, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # stunnel says when it listens (a probe would count as a client); it exits if the bind fails
+            if wait_for(lambda: self.proc.poll() is not None or "Accepting new connections" in _read_log(self.log), timeout=10):
+                if self.proc.poll() is None:
+                    return
+        raise RuntimeError(f"stunnel did not start; log: {_read_log(self.log)}")
+
+    def stop(self) -> None:
+        """Terminate the process and wait for it."""
+        stop_process(self.proc)
+
+    def log_text(self) -> str:
+        """What stunnel logged so far."""
+        return _read_log(self.log)
+
+
+@pytest.fixture(scope="session")
+def proxy_ca() -> trustme.CA:
+    """The certificate authority of the TLS proxy: not the server's, so that each context is checked on its own."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_proxy(proxy: Tinyproxy, proxy_ca: trustme.CA, tmp_path: Path) -> Iterator[Tuple[Stunnel, Tinyproxy]]:
+    """``https://127.0.0.1:port``: stunnel (certificate for 127.0.0.1 from ``proxy_ca``) in front of tinyproxy."""
+    binary = shutil.which("stunnel4") or shutil.which("stunnel")
+    if binary is None:
+        pytest.skip("stunnel4 is not installed and could not be (needs apt-get as root; see .ci/run)")
+    workdir = tmp_path / "stunnel"
+    workdir.mkdir()
+    tunnel = Stunnel(workdir, proxy_ca.issue_cert("127.0.0.1"), proxy.port)
+    try:
+        tunnel.start(binary)
+        yield tunnel, proxy
+    finally:
+        tunnel.stop()
 
 
 @pytest.fixture
