@@ -95,8 +95,8 @@ class Connection:
         #: the negotiated subprotocol, if any
         self.subprotocol = subprotocol
         self.id = os.urandom(4).hex()
-        #: where this connection logs: the ``logger`` option as given if it is an adapter, else an
-        #: adapter of it (or of ``logging.getLogger("simplews")``) whose ``extra`` is ``{"websocket": self}``
+        #: Where this connection logs. The ``logger`` option as given if it is an adapter, else an
+        #: adapter of it (or of ``logging.getLogger("simplews")``) whose ``extra`` is ``{"websocket": self}``.
         self.logger: Any = options.logger
         if not isinstance(self.logger, logging.LoggerAdapter):
             self.logger = logging.LoggerAdapter(self.logger or logger, {"websocket": self})

@@ -159,7 +159,7 @@ class ServerOptions(ConnectionOptions):
     ``ssl_context`` for ``wss://``. Handshake policy: ``origins`` (allowed
     ``Origin`` values: exact origins, ``https://*.example.com`` wildcards,
     compiled regexes matched against the whole value, ``None`` to admit
-    requests without one; see :mod:`simplews.origins`), ``subprotocols`` (in
+    requests without one), ``subprotocols`` (in
     order of preference) or ``select_subprotocol(request, offered)``,
     ``process_request(request)`` (answer a request itself: pages, health
     checks, 401/403; a sequence is tried in order, the first answer wins),
