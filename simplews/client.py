@@ -13,7 +13,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 from . import handshake
 from .connection import Connection
 from .exceptions import ConnectError, InvalidHandshake, InvalidStatus, InvalidURI, OpenTimeout, WebSocketError, WebSocketTimeout
-from .handlers import OnClose, OnError, OnMessage, OnOpen, resolve_handler, run_connection
+from .handlers import OnClose, OnControl, OnError, OnFragment, OnMessage, OnOpen, resolve_handler, run_connection
 from .handshake import Headers, redact_url
 from .options import ClientOptions
 from .protocol import Protocol
@@ -231,6 +231,9 @@ class Client:
         on_message: Optional[OnMessage] = None,
         on_close: Optional[OnClose] = None,
         on_error: Optional[OnError] = None,
+        on_ping: Optional[OnControl] = None,
+        on_pong: Optional[OnControl] = None,
+        on_fragment: Optional[OnFragment] = None,
         reconnect: bool = False,
         reconnect_delay: float = 1.0,
         reconnect_max_delay: float = 60.0,
@@ -244,7 +247,8 @@ class Client:
         self.options = ClientOptions.build("Client", kwargs, options)
         self.url = url
         self._handler_factory = resolve_handler(
-            handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error
+            handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error,
+            on_ping=on_ping, on_pong=on_pong, on_fragment=on_fragment,
         )
         self.reconnect = reconnect
         self.reconnect_delay = reconnect_delay

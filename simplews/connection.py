@@ -14,14 +14,17 @@ import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Union
 
-from .exceptions import ConnectionClosed, ConnectionClosedOK, WebSocketTimeout
+from .exceptions import ConnectionClosed, WebSocketTimeout
 from .handshake import Headers, Request, Response
 from .keepalive import READ, WRITE, scheduler
 from .liveness import Liveness, Verdict
+from .messages import Messages, convert
 from .options import ConnectionOptions
-from .protocol import Protocol, State
+from .pieces import is_piecewise
+from .pings import Pings, wake_closed
+from .protocol import Ping, Pong, Protocol, State
 from .reader import IDLE_AFTER, Reader
 from .stream import Stream
 from .writer import Writer
@@ -67,7 +70,11 @@ class _Latch:
         return self._set
 
 
-class Connection:
+def _no_hook(event: Union[Ping, Pong]) -> None:
+    pass
+
+
+class Connection(Messages):
     """One open WebSocket connection, client or server side.
 
     Thread-safe: any thread may :meth:`send`, :meth:`ping` or :meth:`close`;
@@ -103,7 +110,7 @@ class Connection:
         self._closed = _Latch()
         self._closing = False
         self._close_deadline: Optional[float] = None
-        self._pings: Dict[bytes, Any] = {}
+        self._pings = Pings()
         self._liveness = Liveness(options, stream, self._reader.left_at)
         self._watching = 0
         self._next_tick: Optional[float] = None
@@ -113,6 +120,9 @@ class Connection:
         except OSError:
             self.remote_address = self.local_address = None
         protocol.defer_failure_close = True  # answer messages received before a violation first
+        protocol.auto_pong = options.auto_pong
+        #: runs a ping or pong event for the on_ping / on_pong hooks, on the thread that receives
+        self._control_hook: Callable[[Union[Ping, Pong]], None] = _no_hook
         stream.backlog_started = self._backlog_started
 
     def _open(self, greeting: bytes = b"", leftover: bytes = b"") -> None:
@@ -167,51 +177,55 @@ class Connection:
         """The close reason once closed, else ``None``."""
         return self.protocol.close_reason if self._closed.is_set() else None
 
-    def send(self, message: Union[str, bytes, bytearray, memoryview], *, text: Optional[bool] = None) -> None:
-        """Send a message: ``str`` as text, bytes-like as binary.
+    def send(
+        self,
+        message: Union[str, bytes, bytearray, memoryview, Iterable[Union[str, bytes, bytearray, memoryview]]],
+        *,
+        text: Optional[bool] = None,
+        compress: bool = True,
+        timeout: Optional[float] = None,
+    ) -> None:
+        """Send a message: ``str`` as text, bytes-like as binary, any other iterable of those in pieces.
 
-        Large messages are fragmented automatically. Safe from any thread; the
-        whole message is written before another sender's, and control frames
-        go out between its frames. Raises :class:`ConnectionClosed` once the
-        connection is closing or closed, including when it fails while this
-        call waits for the peer to take the message.
+        Safe from any thread: the whole message goes out before another
+        sender's, control frames between its frames. An iterable (a generator)
+        is one fragmented message, asked for each piece once the frames before
+        it are out; its first piece fixes the type (a later piece of the other
+        type: ``TypeError``, and 1011). ``compress=False`` skips compression
+        (pieces are never compressed). ``timeout``: see the threading guide.
+        Raises :class:`ConnectionClosed` once the connection is closing or closed.
         """
         if self._closing:
             raise self.protocol.closed_exception()
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            self._writer.send(message, text)
+            if is_piecewise(message):
+                self._writer.send_pieces(message, deadline, self._broken)
+            else:
+                self._writer.send(message, text, compress, deadline, self._broken)
+        except WebSocketTimeout:
+            raise
         except OSError as exc:
             self._terminate()
             raise self.protocol.closed_exception() from exc
 
-    def recv(self, timeout: Optional[float] = None) -> Union[str, bytes]:
+    def _broken(self, exc: BaseException) -> None:
+        """A message whose first frames went out cannot be completed: fail with 1011."""
+        self._fail(1011, f"message could not be completed: {exc}")
+
+    def recv(self, timeout: Optional[float] = None, *, decode: Optional[bool] = None) -> Union[str, bytes]:
         """Receive the next message: ``str`` for text, ``bytes`` for binary.
 
-        Blocks up to ``timeout`` seconds (forever if ``None``) and raises
+        ``decode=False`` returns text as UTF-8 ``bytes``, ``decode=True``
+        returns binary as ``str`` (:class:`~simplews.InvalidMessage` if it is
+        not UTF-8); text is validated as UTF-8 on arrival either way. Blocks up
+        to ``timeout`` seconds (forever if ``None``) and raises
         :class:`~simplews.WebSocketTimeout` then. Raises
         :class:`ConnectionClosed` once the connection is closed and every
         message received before the close has been returned.
         """
-        return self._reader.recv(timeout)
-
-    def __iter__(self) -> Iterator[Union[str, bytes]]:
-        """Iterate over incoming messages; ends on a normal close, raises on an error."""
-        while True:
-            try:
-                yield self.recv()
-            except ConnectionClosedOK:
-                return
-
-    def ping(self, data: Optional[Union[str, bytes]] = None) -> threading.Event:
-        """Send a ping; the returned event is set when the matching pong arrives (or the connection ends)."""
-        payload = os.urandom(4) if data is None else (data.encode() if isinstance(data, str) else bytes(data))
-        event = threading.Event()
-        with self._state_lock:
-            self.protocol.send_ping(payload)
-            self._pings[payload] = (event, time.monotonic())
-        self._writer.flush()
-        self._watch_now()
-        return event
+        message = self._reader.recv(timeout)
+        return message if decode is None else convert(message, decode)
 
     def pong(self, data: Union[str, bytes] = b"") -> None:
         """Send an unsolicited pong (a unidirectional heartbeat)."""
@@ -232,6 +246,19 @@ class Connection:
         self._start_close(code, reason)
         self._wait_closed(self.options.close_timeout if timeout is None else timeout)
 
+    def wait_closed(self, timeout: Optional[float] = None) -> bool:
+        """Block until the connection is closed (closing handshake done, or transport gone); ``False`` on timeout.
+
+        Safe from any thread; it closes nothing itself (see :meth:`close`).
+        """
+        return self._closed.wait(timeout)
+
+    def abort(self) -> None:
+        """Drop the TCP connection now, without a closing handshake (``close_code`` is then 1006)."""
+        if not self._closed.is_set():
+            self.logger.debug("%r: aborted", self)
+            self._terminate()
+
     def __enter__(self) -> Connection:
         return self
 
@@ -243,18 +270,6 @@ class Connection:
         return f"<simplews.Connection {self.id} {role} {self.protocol.state.name} {self.remote_address}>"
 
     # --- reading ----------------------------------------------------------------------
-
-    def _got_pong(self, payload: bytes) -> None:
-        """Resolve the ping this pong answers (and every earlier one)."""
-        with self._state_lock:
-            self._liveness.ponged(payload)
-            entry = self._pings.get(payload)
-            if entry is None:
-                return
-            for key, (event, when) in list(self._pings.items()):
-                if when <= entry[1]:
-                    event.set()
-                    del self._pings[key]
 
     def _watch_now(self) -> None:
         """Let the scheduler read at once if nobody is reading (a pong is expected)."""
@@ -339,11 +354,10 @@ class Connection:
             with self._state_lock:
                 if self.protocol.state is not State.CLOSED:
                     self.protocol.abort()
-                pings, self._pings = self._pings, {}
+                waiters = self._pings.ended()
             self._closed.set()
             self.stream.shutdown()
-        for event, _ in pings.values():
-            event.set()  # nobody will answer; do not leave waiters hanging
+        wake_closed(waiters)  # nobody will answer; do not leave waiters hanging
         self._queue_watch(0)
         scheduler.unregister(self)
         self._release_descriptor()
@@ -443,6 +457,7 @@ class Connection:
             except ConnectionClosed:
                 return
             self._liveness.pinged(payload, now)
+            self._pings.sent(payload)
         self._writer.flush()
 
     def _next_wake(self, now: float) -> Optional[float]:

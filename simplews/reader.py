@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any, Deque, Optional, Union
 
 from .exceptions import WebSocketTimeout
-from .protocol import Close, Message, Pong, State
+from .protocol import Close, Fragment, Message, Ping, Pong, State
 
 if TYPE_CHECKING:  # pragma: no cover
     from .connection import Connection
@@ -41,18 +41,27 @@ class Reader:
         self.left_at = time.monotonic()
         #: since when a peer's violation waits for the messages before it to be taken
         self.deferred_since: Optional[float] = None
+        #: queue pings and pongs too, for the connection's ``on_ping`` / ``on_pong`` hooks
+        self.hooks = False
+        #: a message is being streamed: its fragments, and the pings and pongs between them, go here
+        self.streaming = False
+        self.fragments: Deque[Any] = _NO_QUEUE
+        #: drop the rest of a streamed message its reader gave up on
+        self.discarding = False
 
     def recv(self, timeout: Optional[float]) -> Union[str, bytes]:
         """The next message, reading on this thread if none is queued (see ``Connection.recv``)."""
         queue = self.queue
-        if queue:
+        while queue:
             try:
                 message = queue.popleft()
             except IndexError:  # another thread took it
-                pass
-            else:
-                self.left()
-                return message
+                break
+            if type(message) is Ping or type(message) is Pong:
+                self.conn._control_hook(message)
+                continue
+            self.left()
+            return message
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self.role.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
             raise WebSocketTimeout("recv() timed out")
@@ -60,9 +69,9 @@ class Reader:
         protocol, stream = conn.protocol, conn.stream
         try:
             while True:
-                queue = self.queue
-                if queue:
-                    return queue.popleft()
+                taken = self.take_queued()
+                if taken is not None:
+                    return taken
                 if conn.closed:
                     raise protocol.closed_exception()
                 if protocol.failure_deferred:  # every earlier message was handed out
@@ -84,7 +93,9 @@ class Reader:
         with conn._state_lock:
             events = protocol.receive_data(data)
         for event in events:
-            if type(event) is Message:
+            if type(event) is Fragment:
+                self.fragment(event)
+            elif type(event) is Message:
                 queue = self.queue
                 if queue is _NO_QUEUE:
                     queue = self.queue = collections.deque()
@@ -95,6 +106,11 @@ class Reader:
                     queue.append(event.data)
             elif type(event) is Pong:
                 conn._got_pong(event.data)
+                if self.hooks:
+                    self.hold(event)
+            elif type(event) is Ping:
+                if self.hooks:
+                    self.hold(event)
             elif type(event) is Close:
                 conn.logger.debug("%r: received close %d %r", conn, event.code, event.reason)
         if protocol.has_pending or conn.stream.owed or protocol.state is not State.OPEN:
@@ -111,6 +127,37 @@ class Reader:
             conn._arm_close_deadline()
             if protocol.failure is not None:
                 conn.logger.info("%r: failing connection: %s", conn, protocol.failure)
+
+    def take_queued(self) -> Optional[Union[str, bytes]]:
+        """The next message read ahead, running the ping and pong hooks queued before it (reader role held)."""
+        queue = self.queue
+        while queue:
+            message = queue.popleft()
+            if type(message) is Ping or type(message) is Pong:
+                self.conn._control_hook(message)
+                continue
+            return message
+        return None
+
+    def hold(self, event: Any) -> None:
+        """Queue a ping or pong for the hooks, in order with the messages (or fragments) around it."""
+        if self.streaming:
+            self.fragments.append(event)
+            return
+        if self.queue is _NO_QUEUE:
+            self.queue = collections.deque()
+        self.queue.append(event)
+
+    def fragment(self, event: Fragment) -> None:
+        """Keep a fragment of the message being streamed, or drop it if its reader gave up."""
+        if self.discarding:
+            self.discarding = not event.fin
+            return
+        if self.fragments is _NO_QUEUE:
+            self.fragments = collections.deque()
+        self.fragments.append(event)
+        if event.fin:
+            self.streaming = False  # what follows is queued as usual
 
     def release_failure(self) -> None:
         """Send the close frame of a peer's violation held back until earlier messages were handed out."""
@@ -156,4 +203,6 @@ class Reader:
     def full(self) -> bool:
         """Whether ``max_queue`` messages wait (closing aside: the close must still be read)."""
         limit = self.conn.options.max_queue
+        if self.fragments:  # a fragment waits for the streaming reader: read no further
+            return True
         return not self.conn._closing and limit is not None and len(self.queue) >= limit

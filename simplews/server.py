@@ -20,7 +20,8 @@ from typing import Any, Dict, Iterable, List, Optional, Set, Tuple, Union
 from . import fanout, handshake
 from .connection import Connection
 from .exceptions import InvalidHandshake, WebSocketError, WebSocketTimeout
-from .handlers import OnClose, OnError, OnMessage, OnOpen, resolve_handler, run_connection
+from .frames import encode_close
+from .handlers import OnClose, OnControl, OnError, OnFragment, OnMessage, OnOpen, resolve_handler, run_connection
 from .handshake import Headers, Request, Response, redact_url
 from .listener import Listener
 from .options import DEFAULT_THREAD_STACK_SIZE, ServerOptions
@@ -69,13 +70,19 @@ class Server:
         on_message: Optional[OnMessage] = None,
         on_close: Optional[OnClose] = None,
         on_error: Optional[OnError] = None,
+        on_ping: Optional[OnControl] = None,
+        on_pong: Optional[OnControl] = None,
+        on_fragment: Optional[OnFragment] = None,
         options: Optional[ServerOptions] = None,
         **kwargs: Any,
     ) -> None:
         self.options = opts = ServerOptions.build("Server", kwargs, options)
         self._connection_options = opts.connection_options()
         self._policy = ServerPolicy(opts)
-        self._handler_factory = resolve_handler(handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error)
+        self._handler_factory = resolve_handler(
+            handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error,
+            on_ping=on_ping, on_pong=on_pong, on_fragment=on_fragment,
+        )
         self.process_request = opts.process_request
         self.ssl_context = opts.ssl_context
         self.unix_socket = opts.unix_socket
@@ -171,8 +178,8 @@ class Server:
         if not self._stopping.is_set():
             raise _Interrupted(signum)
 
-    def shutdown(self, timeout: Optional[float] = None) -> None:
-        """Stop accepting, close every connection with 1001 and join every thread.
+    def shutdown(self, timeout: Optional[float] = None, *, code: int = 1001, reason: str = "") -> None:
+        """Stop accepting, close every connection with ``code`` and ``reason`` and join every thread.
 
         Waits up to ``timeout`` (default ``close_timeout``) for clients to
         finish the close handshake, then aborts the rest. A client that does
@@ -180,6 +187,7 @@ class Server:
         Safe to call twice and from several threads; later calls wait for the
         first to finish.
         """
+        encode_close(code, reason)  # a code clients may not be sent raises here, before anything stops
         with self._lock:
             first = not self._stopping.is_set()
             self._stopping.set()
@@ -202,7 +210,7 @@ class Server:
             except OSError:
                 pass
         for conn in conns:
-            conn._start_close(1001, "server shutting down")
+            conn._start_close(code, reason)
         for thread in self._thread_snapshot():
             thread.join(max(0.0, deadline - time.monotonic()))
         for conn in self.connections:
