@@ -105,6 +105,8 @@ class Writer:
             self.turn.release()
             if protocol.has_pending or self.deferred:
                 self.flush()  # queued while we held the role (a close, too, when this send was refused)
+            elif self.stream.owed:
+                self._changed()  # left owed by a timeout: the scheduler writes it as the peer reads
 
     def send_pieces(self, pieces: Iterable[Any], deadline: Optional[float], broken: Callable[[BaseException], None]) -> None:
         """Write one message made of ``pieces``, asking for each piece only when the frames before it are out.
@@ -141,6 +143,8 @@ class Writer:
             self.turn.release()
             if protocol.has_pending or self.deferred:
                 self.flush()
+            elif stream.owed:
+                self._changed()
 
     def _write_frames(self, frames: Iterator[List[Any]], deadline: Optional[float]) -> None:
         """Write a message frame by frame, with queued control frames before each (writer role held)."""
