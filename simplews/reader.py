@@ -50,28 +50,40 @@ class Reader:
         self.discarding = False
 
     def recv(self, timeout: Optional[float]) -> Union[str, bytes]:
-        """The next message, reading on this thread if none is queued (see ``Connection.recv``)."""
-        queue = self.queue
-        while queue:
-            try:
-                message = queue.popleft()
-            except IndexError:  # another thread took it
-                break
-            if type(message) is Ping or type(message) is Pong:
-                self.conn._control_hook(message)
-                continue
-            self.left()
-            return message
+        """The next message, reading on this thread if none is queued (see ``Connection.recv``).
+
+        Pings and pongs queued for the hooks before it run their hook first,
+        with the reader role released (a slow hook does not stop reading).
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
-        if not self.role.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+        while True:
+            item = self.next_item(deadline)
+            if isinstance(item, (Ping, Pong)):
+                self.conn._control_hook(item)
+                continue
+            return item
+
+    def next_item(self, deadline: Optional[float]) -> Union[str, bytes, Ping, Pong]:
+        """The next message or hook event, reading on this thread if none is queued."""
+        queue = self.queue
+        if queue:
+            try:
+                item = queue.popleft()
+            except IndexError:  # another thread took it
+                pass
+            else:
+                self.left()
+                return item
+        left = None if deadline is None else max(deadline - time.monotonic(), 0)
+        if not self.role.acquire(timeout=-1 if left is None else left):
             raise WebSocketTimeout("recv() timed out")
         conn = self.conn
         protocol, stream = conn.protocol, conn.stream
         try:
             while True:
-                taken = self.take_queued()
-                if taken is not None:
-                    return taken
+                queue = self.queue
+                if queue:
+                    return queue.popleft()
                 if conn.closed:
                     raise protocol.closed_exception()
                 if protocol.failure_deferred:  # every earlier message was handed out
@@ -127,17 +139,6 @@ class Reader:
             conn._arm_close_deadline()
             if protocol.failure is not None:
                 conn.logger.info("%r: failing connection: %s", conn, protocol.failure)
-
-    def take_queued(self) -> Optional[Union[str, bytes]]:
-        """The next message read ahead, running the ping and pong hooks queued before it (reader role held)."""
-        queue = self.queue
-        while queue:
-            message = queue.popleft()
-            if type(message) is Ping or type(message) is Pong:
-                self.conn._control_hook(message)
-                continue
-            return message
-        return None
 
     def hold(self, event: Any) -> None:
         """Queue a ping or pong for the hooks, in order with the messages (or fragments) around it."""

@@ -11,7 +11,7 @@ memory stays bounded by the read size, whatever the message size.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional, Union
 
 from .exceptions import WebSocketTimeout
 from .protocol import Fragment, Ping, Pong
@@ -42,13 +42,15 @@ def fragments(reader: Reader, max_size: Optional[int], timeout: Optional[float])
     _take(reader, timeout)
     held, started, done = True, False, False
     try:
-        message = reader.take_queued()
-        if message is not None:
+        while reader.queue:  # a message read ahead whole comes as one fragment, after the hooks before it
+            item = reader.queue.popleft()
+            if isinstance(item, (Ping, Pong)):
+                _run_hook(reader, item)
+                continue
             done = True
             reader.role.release()
             held = False
-            reader.left()
-            yield Fragment(message, True)
+            yield Fragment(item, True)
             return
         with conn._state_lock:
             early = protocol.stream_next(max_size)
@@ -60,8 +62,8 @@ def fragments(reader: Reader, max_size: Optional[int], timeout: Optional[float])
             queued = reader.fragments
             if queued:
                 event = queued.popleft()
-                if type(event) is Ping or type(event) is Pong:
-                    conn._control_hook(event)
+                if isinstance(event, (Ping, Pong)):
+                    _run_hook(reader, event)
                     continue
                 done = event.fin
                 reader.role.release()
@@ -89,6 +91,15 @@ def fragments(reader: Reader, max_size: Optional[int], timeout: Optional[float])
         if held:
             reader.role.release()
         reader.left()
+
+
+def _run_hook(reader: Reader, event: Union[Ping, Pong]) -> None:
+    """Run a ping or pong hook without the reader role, so that a slow hook does not stop reading."""
+    reader.role.release()
+    try:
+        reader.conn._control_hook(event)
+    finally:
+        reader.role.acquire()
 
 
 def _give_up(reader: Reader, held: bool) -> None:
