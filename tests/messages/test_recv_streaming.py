@@ -34,8 +34,9 @@ def test_client_gets_fragment_1_before_websockets_sends_fragment_2(peer_server: 
     assert "".join(pieces) == "1" * FRAME + "2" * FRAME and waited == [True]
 
 
-def test_server_gets_fragment_1_before_websockets_client_sends_fragment_2(
-    server_factory: Callable[..., simplews.Server],
+@pytest.mark.parametrize("sender", ["websockets", "simplews"])
+def test_server_gets_fragment_1_before_the_client_sends_fragment_2(
+    sender: str, server_factory: Callable[..., simplews.Server]
 ) -> None:
     handed_out = threading.Event()
     waited: List[bool] = []
@@ -48,27 +49,13 @@ def test_server_gets_fragment_1_before_websockets_client_sends_fragment_2(
         ws.send("done")
 
     server = server_factory(handler)
-    with ws_connect(server.url, compression=None) as peer:
+    if sender == "websockets":
+        peer: Any = ws_connect(server.url, compression=None)
+    else:
+        peer = simplews.connect(server.url, frame_size=FRAME)
+    with peer:
         peer.send(_lockstep(handed_out, waited))
         assert peer.recv(timeout=10) == "done"
-    assert b"".join(pieces) == b"1" * FRAME + b"2" * FRAME and waited == [True]
-
-
-def test_simplews_both_ways_in_lockstep(server_factory: Callable[..., simplews.Server]) -> None:
-    handed_out = threading.Event()
-    waited: List[bool] = []
-    pieces: List[Any] = []
-
-    def handler(ws: simplews.Connection) -> None:
-        for piece in ws.recv_streaming(timeout=10):
-            pieces.append(piece)
-            handed_out.set()
-        ws.send("done")
-
-    server = server_factory(handler)
-    with simplews.connect(server.url, frame_size=FRAME) as ws:
-        ws.send(_lockstep(handed_out, waited))
-        assert ws.recv(timeout=10) == "done"
     assert b"".join(pieces) == b"1" * FRAME + b"2" * FRAME and waited == [True]
 
 

@@ -26,7 +26,7 @@ def test_client_pieces_arrive_as_one_message_at_websockets(peer_server: Callable
     pieces = ["é" * 100, "small", "x" * 5000, "", "end"]
     with simplews.connect(url, frame_size=FRAME) as ws:
         ws.send(iter(pieces))
-        ws.send((b for b in [b"bin", bytearray(b"ary"), memoryview(b"!")]))
+        ws.send(b for b in [b"bin", bytearray(b"ary"), memoryview(b"!")])
         assert wait_for(lambda: len(got) == 2)
     fragments, binary = got
     assert "".join(fragments) == "".join(pieces)
