@@ -27,6 +27,7 @@ __all__ = [
     "serve",
     "Server",
     "Connection",
+    "PingWaiter",
     "Request",
     "Response",
     "Headers",
@@ -66,6 +67,7 @@ _LAZY: Dict[str, str] = {
     "serve": "server",
     "Server": "server",
     "Connection": "connection",
+    "PingWaiter": "pings",
     "Request": "handshake",
     "Response": "handshake",
     "Headers": "handshake",
@@ -108,6 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .frames import CloseCode
     from .handshake import Headers, Request, Response
     from .options import ClientOptions, ConnectionOptions, ServerOptions
+    from .pings import PingWaiter
     from .protocol import State
     from .server import Server, serve
 

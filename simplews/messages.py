@@ -44,7 +44,7 @@ def convert(message: Union[str, bytes], decode: Optional[bool]) -> Union[str, by
 
 
 def dumps(obj: Any, **options: Any) -> str:
-    """``obj`` as JSON text (``options`` go to :func:`json.dumps`); ``TypeError`` names what cannot be encoded."""
+    """``obj`` as JSON text (``options`` go to ``json.dumps()``); ``TypeError`` names what cannot be encoded."""
     try:
         return json.dumps(obj, **options)
     except (TypeError, ValueError) as exc:
@@ -101,7 +101,7 @@ class Messages:
             yield fragment.data if decode is None else convert(fragment.data, decode)
 
     def send_json(self, obj: Any, *, timeout: Optional[float] = None, **options: Any) -> None:
-        """Send ``obj`` as a JSON text message (``options`` go to :func:`json.dumps`)."""
+        """Send ``obj`` as a JSON text message (``options`` go to ``json.dumps()``)."""
         self.send(dumps(obj, **options), timeout=timeout)
 
     def recv_json(self, timeout: Optional[float] = None) -> Any:

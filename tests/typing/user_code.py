@@ -54,7 +54,7 @@ def exchange(url: str) -> List[Union[str, bytes]]:
             ws.send(b"\x00\x01")
             replies.append(ws.recv(timeout=5))
             replies.append(ws.recv(timeout=5))
-            pong = ws.ping()
+            pong: simplews.PingWaiter = ws.ping()
             rtt: Optional[float] = pong.wait(5)
             print(rtt, ws.latency, ws.buffered_amount)
             ws.send_json({"readings": [1, 2]}, timeout=5)
