@@ -88,9 +88,11 @@ class Messages:
         """Iterate over the fragments of the next message as they arrive, without holding it whole.
 
         Text comes as ``str`` pieces cut on character boundaries (UTF-8 still
-        validated). ``max_size`` bounds this message alone (default
-        ``max_message_size``; ``None``: no limit); ``timeout`` bounds the wait
-        for each fragment. Stopping early drops the rest of the message.
+        validated); a message read ahead whole comes as one piece. ``max_size``
+        bounds this message alone (``-1``, the default: ``max_message_size``;
+        ``None``: no limit; ``max_fragments`` does not apply); ``timeout``
+        bounds the wait for each fragment. Stopping early drops the rest of
+        the message. Meanwhile no other thread should receive on the connection.
         """
         limit = self.options.max_message_size if max_size == -1 else max_size
         yielded = False

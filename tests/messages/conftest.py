@@ -101,18 +101,3 @@ def recording_proxy() -> Iterator[Callable[[int], RecordingProxy]]:
     for proxy in proxies:
         proxy.close()
 
-
-def first_byte_of_frames(stream: bytes) -> List[int]:
-    """The first header byte of every frame after the HTTP head in one direction of a connection."""
-    pos = stream.index(b"\r\n\r\n") + 4
-    firsts: List[int] = []
-    while pos + 2 <= len(stream):
-        b0, b1 = stream[pos], stream[pos + 1]
-        length, pos = b1 & 0x7F, pos + 2
-        if length == 126:
-            length, pos = int.from_bytes(stream[pos : pos + 2], "big"), pos + 2
-        elif length == 127:
-            length, pos = int.from_bytes(stream[pos : pos + 8], "big"), pos + 8
-        pos += (4 if b1 & 0x80 else 0) + length
-        firsts.append(b0)
-    return firsts
