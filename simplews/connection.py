@@ -200,7 +200,7 @@ class Connection(Messages):
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             if is_piecewise(message):
-                self._writer.send_pieces(message, deadline, self._broken)
+                self._writer.send_pieces(message, text, deadline, self._broken)
             else:
                 self._writer.send(message, text, compress, deadline, self._broken)
         except WebSocketTimeout:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator, Optional, Tuple
 
+from .exceptions import LocalProtocolError, RemoteProtocolError
+from .frames import decode_utf8, utf8_decoder
+
 __all__ = ["frame_payloads", "is_piecewise"]
 
 #: frames of a message sent in pieces when ``frame_size`` is ``None``
@@ -44,19 +47,25 @@ def _encode(piece: Any, text: Optional[bool]) -> Tuple[bool, Any]:
     return is_text, data
 
 
-def frame_payloads(pieces: Iterable[Any], frame_size: Optional[int]) -> Iterator[Tuple[bool, Any, bool]]:
+def frame_payloads(
+    pieces: Iterable[Any], frame_size: Optional[int], as_text: Optional[bool] = None
+) -> Iterator[Tuple[bool, Any, bool]]:
     """``(is_text, payload, fin)`` for each frame of the message made of ``pieces``.
 
     Every payload but the last is exactly ``frame_size`` bytes; the last holds
     what is left (possibly nothing) and has ``fin``. Nothing at all for no
     pieces. The first piece fixes the type; a later one of the other type
-    raises ``TypeError``.
+    raises ``TypeError``. ``as_text`` overrides the type sent, as ``send(...,
+    text=)`` does (bytes sent as text must be UTF-8: :class:`LocalProtocolError`).
     """
     size = frame_size or _DEFAULT_SIZE
     text: Optional[bool] = None
     buf = bytearray()
+    check = utf8_decoder() if as_text else None
     for piece in pieces:
         text, data = _encode(piece, text)
+        if check is not None and not text:
+            _check_utf8(check, data, False)
         view = memoryview(data)
         start = 0
         if buf:
@@ -64,11 +73,21 @@ def frame_payloads(pieces: Iterable[Any], frame_size: Optional[int]) -> Iterator
             buf += view[:start]
             if len(buf) < size:
                 continue
-            yield text, bytes(buf), False
+            yield text if as_text is None else as_text, bytes(buf), False
             buf = bytearray()
         while len(view) - start >= size:  # large pieces go out in slices, not copied into the buffer
-            yield text, view[start : start + size], False
+            yield text if as_text is None else as_text, view[start : start + size], False
             start += size
         buf += view[start:]
     if text is not None:
-        yield text, bytes(buf), True
+        if check is not None and not text:
+            _check_utf8(check, b"", True)
+        yield text if as_text is None else as_text, bytes(buf), True
+
+
+def _check_utf8(decoder: Any, data: Any, final: bool) -> None:
+    """Refuse bytes sent as text that are not UTF-8 (checked piece by piece)."""
+    try:
+        decode_utf8(data, decoder, final)
+    except RemoteProtocolError:
+        raise LocalProtocolError("text=True needs valid UTF-8") from None

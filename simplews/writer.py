@@ -108,7 +108,9 @@ class Writer:
             elif self.stream.owed:
                 self._changed()  # left owed by a timeout: the scheduler writes it as the peer reads
 
-    def send_pieces(self, pieces: Iterable[Any], deadline: Optional[float], broken: Callable[[BaseException], None]) -> None:
+    def send_pieces(
+        self, pieces: Iterable[Any], text: Optional[bool], deadline: Optional[float], broken: Callable[[BaseException], None]
+    ) -> None:
         """Write one message made of ``pieces``, asking for each piece only when the frames before it are out.
 
         The writer role is released while the iterable makes the next piece, so
@@ -121,7 +123,7 @@ class Writer:
         _acquire(self.turn, deadline)
         first = True
         try:
-            for is_text, payload, fin in frame_payloads(pieces, protocol.frame_size):
+            for is_text, payload, fin in frame_payloads(pieces, protocol.frame_size, text):
                 _acquire(self.role, deadline)
                 try:
                     with self._state_lock:

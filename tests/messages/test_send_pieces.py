@@ -150,3 +150,19 @@ def test_a_close_between_pieces_ends_the_message(echo_server: simplews.Server) -
         with pytest.raises(simplews.ConnectionClosed):
             ws.send(pieces())
     assert ws.close_code == 1000
+
+
+def test_text_option_with_pieces(peer_server: Callable[..., str]) -> None:
+    url = peer_server(lambda peer: [peer.send(m) for m in peer])
+    with simplews.connect(url, frame_size=2) as ws:
+        ws.send(iter([b"caf", "é".encode()]), text=True)  # é cut between two frames
+        assert ws.recv(timeout=5) == "café"
+        ws.send(iter(["bin", "ary"]), text=False)
+        assert ws.recv(timeout=5) == b"binary"
+        with pytest.raises(simplews.LocalProtocolError):
+            ws.send(iter([b"\xff"]), text=True)  # refused before anything went out
+        ws.send("still open")
+        assert ws.recv(timeout=5) == "still open"
+        with pytest.raises(simplews.LocalProtocolError):
+            ws.send(iter([b"ok", b"\xff"]), text=True)
+        assert ws.wait_closed(10) and ws.close_code == 1011
