@@ -13,7 +13,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 from . import handshake
 from .connection import Connection
 from .exceptions import ConnectError, InvalidHandshake, InvalidStatus, InvalidURI, OpenTimeout, WebSocketError, WebSocketTimeout
-from .handlers import OnClose, OnControl, OnError, OnFragment, OnMessage, OnOpen, resolve_handler, run_connection
+from .handlers import OnClose, OnControl, OnError, OnFragment, OnMessage, OnOpen, resolve_handler, run_connection, wants_control
 from .handshake import Headers, redact_url
 from .options import ClientOptions
 from .protocol import Protocol
@@ -115,13 +115,13 @@ def connect(url: str, *, options: Optional[ClientOptions] = None, _cancel: Optio
     return _connect(parse_uri(url), ClientOptions.build("connect", kwargs, options), _cancel)
 
 
-def _connect(uri: WebSocketURI, opts: ClientOptions, cancel: Optional[Cancel]) -> Connection:
+def _connect(uri: WebSocketURI, opts: ClientOptions, cancel: Optional[Cancel], control: bool = False) -> Connection:
     """Open a connection to ``uri``, following redirects."""
     headers = Headers(opts.headers) if opts.headers is not None else None  # read once: an iterator may not be replayed
     deadline = None if opts.open_timeout is None else time.monotonic() + opts.open_timeout
     for _ in range(opts.max_redirects + 1):
         try:
-            return _open(uri, opts, headers, deadline, cancel)
+            return _open(uri, opts, headers, deadline, cancel, control)
         except InvalidStatus as exc:
             location = exc.response.headers.get("Location") if exc.status in _REDIRECTS else None
             if location is None or not opts.max_redirects or opts.sock is not None or opts.unix_socket is not None:
@@ -144,7 +144,12 @@ def _connect(uri: WebSocketURI, opts: ClientOptions, cancel: Optional[Cancel]) -
 
 
 def _open(
-    uri: WebSocketURI, opts: ClientOptions, headers: Optional[Headers], deadline: Optional[float], cancel: Optional[Cancel]
+    uri: WebSocketURI,
+    opts: ClientOptions,
+    headers: Optional[Headers],
+    deadline: Optional[float],
+    cancel: Optional[Cancel],
+    control: bool = False,
 ) -> Connection:
     """Open the transport and run the handshake for one URL (no redirects)."""
     stream = open_stream(uri, opts, deadline, cancel)
@@ -174,6 +179,7 @@ def _open(
         conn = Connection(
             stream, protocol, opts.connection_options(), request=attempt.sent_request(), response=response, subprotocol=subprotocol
         )
+        conn._reader.hooks = control  # pings that came with the 101 reach on_ping too
         conn._open(leftover=leftover)
     except BaseException:
         stream.shutdown()
@@ -250,6 +256,7 @@ class Client:
             handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error,
             on_ping=on_ping, on_pong=on_pong, on_fragment=on_fragment,
         )
+        self._control = wants_control(handler, on_ping, on_pong)
         self.reconnect = reconnect
         self.reconnect_delay = reconnect_delay
         self.reconnect_max_delay = reconnect_max_delay
@@ -289,7 +296,7 @@ class Client:
             with self._lock:
                 self._cancel = cancel
             try:
-                ws = _connect(self._uri, self.options, cancel)
+                ws = _connect(self._uri, self.options, cancel, self._control)
             except (WebSocketError, OSError) as exc:
                 if self._stop.is_set():  # stop() aborted the attempt: not an error to report
                     return

@@ -33,7 +33,7 @@ from .exceptions import ConnectionClosed
 from .protocol import Ping, Pong
 from .streaming import fragments
 
-__all__ = ["Handler", "resolve_handler", "run_connection"]
+__all__ = ["Handler", "resolve_handler", "run_connection", "wants_control"]
 
 logger = logging.getLogger("simplews")
 
@@ -89,6 +89,11 @@ def resolve_handler(
         merged = dataclasses.replace(explicit, func=handler)
         return lambda: merged
     raise TypeError(f"handler must be a function, a class or an object with on_* methods, not {handler!r}")
+
+
+def wants_control(handler: Any, on_ping: Optional[OnControl], on_pong: Optional[OnControl]) -> bool:
+    """Whether the handlers made from these have ``on_ping`` or ``on_pong`` (known before any connection opens)."""
+    return on_ping is not None or on_pong is not None or any(callable(getattr(handler, n, None)) for n in ("on_ping", "on_pong"))
 
 
 def _from_object(obj: Any) -> Handler:

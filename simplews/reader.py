@@ -143,6 +143,8 @@ class Reader:
     def hold(self, event: Any) -> None:
         """Queue a ping or pong for the hooks, in order with the messages (or fragments) around it."""
         if self.streaming:
+            if self.fragments is _NO_QUEUE:
+                self.fragments = collections.deque()
             self.fragments.append(event)
             return
         if self.queue is _NO_QUEUE:

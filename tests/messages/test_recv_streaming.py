@@ -150,3 +150,17 @@ def test_client_on_fragment(server_factory: Callable[..., simplews.Server]) -> N
     finally:
         client.stop(10)
     assert "".join(data for data, _ in log) == "ab" * FRAME + "cd" * FRAME and len(log) >= 4
+
+
+def test_hooks_run_in_order_with_the_fragments(server_factory: Callable[..., simplews.Server]) -> None:
+    log: List[Any] = []
+    server = server_factory(
+        on_fragment=lambda ws, data, fin: log.append((data, fin)), on_ping=lambda ws, payload: log.append(payload)
+    )
+    with ws_connect(server.url, compression=None, ping_interval=None) as peer:
+        assert peer.ping(b"before").wait(5)  # arrives while the server waits for a fragment
+        peer.send("message")
+        assert wait_for(lambda: len(log) == 2)
+        assert peer.ping(b"after").wait(5)
+        assert wait_for(lambda: len(log) == 3)
+    assert log == [b"before", ("message", True), b"after"]
