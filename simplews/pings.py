@@ -18,6 +18,8 @@ __all__ = ["PingWaiter", "Pings"]
 
 #: the smallest round-trip time reported: a pong is never "instant", even on a coarse clock
 _MIN_RTT = 1e-9
+#: the clock round-trip times are measured with (the finest the platform has)
+_clock = time.perf_counter
 
 
 class PingWaiter:
@@ -70,14 +72,14 @@ class Pings:
 
     def sent(self, payload: bytes, waiter: Optional[PingWaiter] = None) -> None:
         """A ping with ``payload`` was queued now (``waiter``: someone waits for its pong)."""
-        self._waiting[payload] = (time.perf_counter(), waiter)
+        self._waiting[payload] = (_clock(), waiter)
 
     def ponged(self, payload: bytes) -> List[Tuple[PingWaiter, float]]:
         """A pong came: forget the ping it answers and every earlier one; the waiters to wake."""
         entry = self._waiting.get(payload)
         if entry is None:
             return []
-        now = time.perf_counter()
+        now = _clock()
         rtt = max(now - entry[0], _MIN_RTT)
         self.latency = rtt
         woken: List[Tuple[PingWaiter, float]] = []

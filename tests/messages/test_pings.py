@@ -88,3 +88,12 @@ def test_server_side_ping_with_websockets_client(server_factory: Callable[..., s
         assert peer.recv(timeout=5) == "measured"
     assert wait_for(lambda: len(results) == 2)
     assert results[0] > 0 and results[1] == results[0]
+
+
+def test_round_trip_time_is_positive_on_a_coarse_clock(echo_server: simplews.Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    import simplews.pings
+
+    monkeypatch.setattr(simplews.pings, "_clock", lambda: 1000.0)  # a clock that never moves
+    with simplews.connect(echo_server.url, ping_interval=None) as ws:
+        rtt = ws.ping().wait(5)
+    assert rtt is not None and rtt > 0
