@@ -20,7 +20,7 @@ EXPECTED_CRC = 0
 for _ in range(TOTAL // PIECE):
     EXPECTED_CRC = zlib.crc32(BLOCK, EXPECTED_CRC)
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]  # 2 to 15 s each, by the machine's load
 
 
 def _pieces() -> Iterator[bytes]:
