@@ -7,13 +7,13 @@ import logging
 import random
 import threading
 import time
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 from urllib.parse import unquote, urljoin, urlsplit
 
 from . import handshake
 from .connection import Connection
 from .exceptions import ConnectError, InvalidHandshake, InvalidStatus, InvalidURI, OpenTimeout, WebSocketError, WebSocketTimeout
-from .handlers import OnClose, OnControl, OnError, OnFragment, OnMessage, OnOpen, resolve_handler, run_connection, wants_control
+from .handlers import OnClose, OnControl, OnError, OnFragment, OnMessage, OnOpen, preparer, resolve_handler, run_connection
 from .handshake import Headers, redact_url
 from .options import ClientOptions
 from .protocol import Protocol
@@ -115,13 +115,15 @@ def connect(url: str, *, options: Optional[ClientOptions] = None, _cancel: Optio
     return _connect(parse_uri(url), ClientOptions.build("connect", kwargs, options), _cancel)
 
 
-def _connect(uri: WebSocketURI, opts: ClientOptions, cancel: Optional[Cancel], control: bool = False) -> Connection:
+def _connect(
+    uri: WebSocketURI, opts: ClientOptions, cancel: Optional[Cancel], prepare: Optional[Callable[[Connection], None]] = None
+) -> Connection:
     """Open a connection to ``uri``, following redirects."""
     headers = Headers(opts.headers) if opts.headers is not None else None  # read once: an iterator may not be replayed
     deadline = None if opts.open_timeout is None else time.monotonic() + opts.open_timeout
     for _ in range(opts.max_redirects + 1):
         try:
-            return _open(uri, opts, headers, deadline, cancel, control)
+            return _open(uri, opts, headers, deadline, cancel, prepare)
         except InvalidStatus as exc:
             location = exc.response.headers.get("Location") if exc.status in _REDIRECTS else None
             if location is None or not opts.max_redirects or opts.sock is not None or opts.unix_socket is not None:
@@ -149,7 +151,7 @@ def _open(
     headers: Optional[Headers],
     deadline: Optional[float],
     cancel: Optional[Cancel],
-    control: bool = False,
+    prepare: Optional[Callable[[Connection], None]] = None,
 ) -> Connection:
     """Open the transport and run the handshake for one URL (no redirects)."""
     stream = open_stream(uri, opts, deadline, cancel)
@@ -179,7 +181,8 @@ def _open(
         conn = Connection(
             stream, protocol, opts.connection_options(), request=attempt.sent_request(), response=response, subprotocol=subprotocol
         )
-        conn._reader.hooks = control  # pings that came with the 101 reach on_ping too
+        if prepare is not None:
+            prepare(conn)  # what came with the 101 reaches on_ping and on_fragment too
         conn._open(leftover=leftover)
     except BaseException:
         stream.shutdown()
@@ -256,7 +259,7 @@ class Client:
             handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error,
             on_ping=on_ping, on_pong=on_pong, on_fragment=on_fragment,
         )
-        self._control = wants_control(handler, on_ping, on_pong)
+        self._prepare = preparer(handler, on_ping, on_pong, on_fragment)
         self.reconnect = reconnect
         self.reconnect_delay = reconnect_delay
         self.reconnect_max_delay = reconnect_max_delay
@@ -296,7 +299,7 @@ class Client:
             with self._lock:
                 self._cancel = cancel
             try:
-                ws = _connect(self._uri, self.options, cancel, self._control)
+                ws = _connect(self._uri, self.options, cancel, self._prepare)
             except (WebSocketError, OSError) as exc:
                 if self._stop.is_set():  # stop() aborted the attempt: not an error to report
                     return

@@ -33,7 +33,7 @@ from .exceptions import ConnectionClosed
 from .protocol import Ping, Pong
 from .streaming import fragments
 
-__all__ = ["Handler", "resolve_handler", "run_connection", "wants_control"]
+__all__ = ["Handler", "resolve_handler", "run_connection", "preparer"]
 
 logger = logging.getLogger("simplews")
 
@@ -91,9 +91,19 @@ def resolve_handler(
     raise TypeError(f"handler must be a function, a class or an object with on_* methods, not {handler!r}")
 
 
-def wants_control(handler: Any, on_ping: Optional[OnControl], on_pong: Optional[OnControl]) -> bool:
-    """Whether the handlers made from these have ``on_ping`` or ``on_pong`` (known before any connection opens)."""
-    return on_ping is not None or on_pong is not None or any(callable(getattr(handler, n, None)) for n in ("on_ping", "on_pong"))
+def preparer(
+    handler: Any, on_ping: Optional[OnControl], on_pong: Optional[OnControl], on_fragment: Optional[OnFragment]
+) -> Callable[[Connection], None]:
+    """What a connection for these handlers needs before its first byte is read: hooks queued, messages streamed."""
+    control = on_ping is not None or on_pong is not None or any(callable(getattr(handler, n, None)) for n in ("on_ping", "on_pong"))
+    streamed = on_fragment is not None or callable(getattr(handler, "on_fragment", None))
+
+    def prepare(ws: Connection) -> None:
+        ws._reader.hooks = control
+        if streamed:
+            ws._reader.stream_every()
+
+    return prepare
 
 
 def _from_object(obj: Any) -> Handler:
@@ -148,7 +158,7 @@ def _message_loop(ws: Connection, handler: Handler) -> None:
                     _report(handler, ws, exc)
         return
     while True:
-        for piece in fragments(ws._reader, None, None):
+        for piece in fragments(ws._reader, None, None, every=True):
             try:
                 on_fragment(ws, piece.data, piece.fin)
             except Exception as exc:

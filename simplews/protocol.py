@@ -159,12 +159,13 @@ class _Incoming:
 
     __slots__ = (
         "max_size", "max_fragments", "extension", "frame_left", "fin", "key", "offset",
-        "opcode", "compressed", "parts", "size", "frames", "decoder", "streaming", "default_max",
+        "opcode", "compressed", "parts", "size", "frames", "decoder", "streaming", "default_max", "stream_all",
     )
 
     def __init__(self, max_size: Optional[int], max_fragments: Optional[int], extension: Any) -> None:
         self.max_size = self.default_max = max_size
         self.streaming = False  # the message is handed out in fragments as they arrive
+        self.stream_all = False  # ... and so is every later one
         self.max_fragments = max_fragments
         self.extension = extension
         self.frame_left = -1  # payload bytes of the current data frame still to come (-1: between frames)
@@ -279,10 +280,12 @@ class _Incoming:
         if piece or last:
             events.append(Fragment(piece, last))
 
-    def stream(self, max_size: Optional[int]) -> List[Event]:
-        """Stream the next message, or the rest of the one in progress, limited to ``max_size`` bytes."""
+    def stream(self, max_size: Optional[int], every: bool = False) -> List[Event]:
+        """Stream the next message (``every``: and all later ones), or the rest of the one in progress."""
         self.streaming = True
         self.max_size = max_size
+        if every:
+            self.stream_all, self.default_max = True, max_size
         events: List[Event] = []
         if self.parts:  # what came of the message in progress before streaming was asked for
             data, self.parts = b"".join(self.parts), []
@@ -294,7 +297,7 @@ class _Incoming:
 
     def end_message(self) -> None:
         """Forget the message in progress."""
-        if self.streaming:
+        if self.streaming and not self.stream_all:
             self.streaming = False
             self.max_size = self.default_max
         self.opcode = 0
@@ -427,15 +430,15 @@ class Protocol:
                 incoming.payload(b"", events)
         return pos
 
-    def stream_next(self, max_size: Optional[int]) -> List[Event]:
+    def stream_next(self, max_size: Optional[int], every: bool = False) -> List[Event]:
         """Hand out the next data message (or the rest of the one in progress) as :class:`Fragment` events.
 
         ``max_size`` replaces ``max_message_size`` for that message (``None``: no
-        limit) and ``max_fragments`` does not apply to it. Returns the fragment
-        of what already arrived, if any.
+        limit) and ``max_fragments`` does not apply to it; ``every``: to every
+        later message too. Returns the fragment of what already arrived, if any.
         """
         try:
-            return self._in.stream(max_size)
+            return self._in.stream(max_size, every)
         except RemoteProtocolError as exc:  # what arrived already exceeds max_size
             self._fail(exc)
             return []

@@ -45,6 +45,8 @@ class Reader:
         self.hooks = False
         #: a message is being streamed: its fragments, and the pings and pongs between them, go here
         self.streaming = False
+        #: every message is streamed (``on_fragment``): nothing is read ahead whole
+        self.stream_all = False
         self.fragments: Deque[Any] = _NO_QUEUE
         #: drop the rest of a streamed message its reader gave up on
         self.discarding = False
@@ -151,6 +153,13 @@ class Reader:
             self.queue = collections.deque()
         self.queue.append(event)
 
+    def stream_every(self) -> None:
+        """Stream every message from now on (``on_fragment``), before anything is read (nothing in progress)."""
+        conn = self.conn
+        with conn._state_lock:
+            conn.protocol.stream_next(None, every=True)
+        self.streaming = self.stream_all = True
+
     def fragment(self, event: Fragment) -> None:
         """Keep a fragment of the message being streamed, or drop it if its reader gave up."""
         if self.discarding:
@@ -160,7 +169,7 @@ class Reader:
             self.fragments = collections.deque()
         self.fragments.append(event)
         if event.fin:
-            self.streaming = False  # what follows is queued as usual
+            self.streaming = self.stream_all  # what follows is queued as usual, unless every message streams
 
     def release_failure(self) -> None:
         """Send the close frame of a peer's violation held back until earlier messages were handed out."""

@@ -21,7 +21,7 @@ from . import fanout, handshake
 from .connection import Connection
 from .exceptions import InvalidHandshake, WebSocketError, WebSocketTimeout
 from .frames import encode_close
-from .handlers import OnClose, OnControl, OnError, OnFragment, OnMessage, OnOpen, resolve_handler, run_connection, wants_control
+from .handlers import OnClose, OnControl, OnError, OnFragment, OnMessage, OnOpen, preparer, resolve_handler, run_connection
 from .handshake import Headers, Request, Response, redact_url
 from .listener import Listener
 from .options import DEFAULT_THREAD_STACK_SIZE, ServerOptions
@@ -83,7 +83,7 @@ class Server:
             handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error,
             on_ping=on_ping, on_pong=on_pong, on_fragment=on_fragment,
         )
-        self._control = wants_control(handler, on_ping, on_pong)  # queue pings/pongs from the first byte
+        self._prepare = preparer(handler, on_ping, on_pong, on_fragment)  # hooks and streaming from the first byte
         self.process_request = opts.process_request
         self.ssl_context = opts.ssl_context
         self.unix_socket = opts.unix_socket
@@ -354,7 +354,7 @@ class Server:
                     raise InvalidHandshake("server shutting down", status=503)
                 self._connections.add(conn)  # before the 101: a broadcast from now on reaches it
             self._forget_pending(client)
-            conn._reader.hooks = self._control
+            self._prepare(conn)
             conn._open(accepted.response, leftover)
             logger.info("%s upgraded %s", request.remote_address, redact_url(request.path))
             return conn

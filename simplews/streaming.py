@@ -31,11 +31,12 @@ def _take(reader: Reader, timeout: Optional[float]) -> None:
         raise WebSocketTimeout("recv_streaming() timed out")
 
 
-def fragments(reader: Reader, max_size: Optional[int], timeout: Optional[float]) -> Iterator[Fragment]:
+def fragments(reader: Reader, max_size: Optional[int], timeout: Optional[float], every: bool = False) -> Iterator[Fragment]:
     """The fragments of the next message; ``timeout`` bounds the wait for each one.
 
     A message read ahead whole comes as one fragment. Giving up before the
-    last fragment drops the rest of the message.
+    last fragment drops the rest of the message. ``every``: from now on every
+    message is streamed, also those that arrive while nobody receives.
     """
     conn = reader.conn
     protocol, stream = conn.protocol, conn.stream
@@ -53,8 +54,9 @@ def fragments(reader: Reader, max_size: Optional[int], timeout: Optional[float])
             yield Fragment(item, True)
             return
         with conn._state_lock:
-            early = protocol.stream_next(max_size)
+            early = protocol.stream_next(max_size, every)
         started = reader.streaming = True
+        reader.stream_all = reader.stream_all or every
         for event in early:
             reader.fragment(event)  # type: ignore[arg-type]
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -68,6 +70,7 @@ def fragments(reader: Reader, max_size: Optional[int], timeout: Optional[float])
                 done = event.fin
                 reader.role.release()
                 held = False
+                reader.left()  # the scheduler reads while the application works on this fragment
                 yield event
                 if done:
                     return

@@ -59,11 +59,29 @@ def test_server_gets_fragment_1_before_the_client_sends_fragment_2(
     assert b"".join(pieces) == b"1" * FRAME + b"2" * FRAME and waited == [True]
 
 
+def _stream_after(ws: simplews.Connection, ask: str, **options: Any) -> Any:
+    """The pieces of the message the server sends when asked, received by a ``recv_streaming()`` waiting before it is sent."""
+    results: List[Any] = []
+
+    def receive() -> None:
+        try:
+            results.append(list(ws.recv_streaming(timeout=10, **options)))
+        except simplews.ConnectionClosed as exc:
+            results.append(exc)
+
+    receiver = threading.Thread(target=receive)
+    receiver.start()  # waiting for the message before it is sent: it is not read ahead whole
+    assert wait_for(lambda: ws._reader.streaming)
+    ws.send(ask)
+    receiver.join(10)
+    return results[0]
+
+
 def test_text_is_cut_on_character_boundaries(server_factory: Callable[..., simplews.Server]) -> None:
     text = "é☃\U0001f600" * 2000  # 2, 3 and 4 byte characters: frames of 1000 bytes cut inside them
-    server = server_factory(on_open=lambda ws: ws.send(iter([text])), frame_size=1000)
+    server = server_factory(on_message=lambda ws, m: ws.send(iter([text])), frame_size=1000)
     with simplews.connect(server.url) as ws:
-        pieces = list(ws.recv_streaming(timeout=10))
+        pieces = _stream_after(ws, "go")
         assert len(pieces) > 10 and all(isinstance(p, str) for p in pieces)
         assert "".join(pieces) == text
 
@@ -98,12 +116,14 @@ def test_invalid_utf8_is_still_refused_with_1007(server_factory: Callable[..., s
 
 
 def test_max_size_per_call(server_factory: Callable[..., simplews.Server]) -> None:
-    server = server_factory(on_open=lambda ws: (ws.send(b"x" * 5000), ws.send(b"y" * 5000)), max_message_size=None)
+    def on_message(ws: simplews.Connection, message: Any) -> None:
+        ws.send(b"x" * 5000 if message == "first" else b"y" * 5000)
+
+    server = server_factory(on_message=on_message, max_message_size=None)
     with simplews.connect(server.url, max_message_size=100) as ws:
-        assert b"".join(ws.recv_streaming(timeout=10, max_size=None)) == b"x" * 5000  # beyond max_message_size
-        with pytest.raises(simplews.ConnectionClosedError) as info:
-            list(ws.recv_streaming(timeout=10, max_size=1000))
-    assert info.value.code == 1009
+        results = [_stream_after(ws, "first", max_size=None), _stream_after(ws, "second", max_size=1000)]
+    assert b"".join(results[0]) == b"x" * 5000  # beyond max_message_size
+    assert isinstance(results[1], simplews.ConnectionClosedError) and results[1].code == 1009
 
 
 def test_a_message_read_ahead_comes_whole_and_stopping_early_drops_the_rest(
@@ -164,3 +184,29 @@ def test_hooks_run_in_order_with_the_fragments(server_factory: Callable[..., sim
         assert peer.ping(b"after").wait(5)
         assert wait_for(lambda: len(log) == 3)
     assert log == [b"before", ("message", True), b"after"]
+
+
+def test_on_fragment_reads_ahead_in_fragments_while_the_callback_runs(server_factory: Callable[..., simplews.Server]) -> None:
+    gate, entered = threading.Event(), threading.Event()
+    log: List[Tuple[Any, bool]] = []
+
+    def on_fragment(ws: simplews.Connection, data: Any, fin: bool) -> None:
+        log.append((data, fin))
+        if data == "first":
+            entered.set()
+            gate.wait(10)
+
+    server = server_factory(on_fragment=on_fragment, max_message_size=100, ping_interval=None)
+    try:
+        with ws_connect(server.url, compression=None, ping_interval=None) as peer:
+            peer.send("first")
+            assert entered.wait(10)
+            peer.send(b"z" * 5000)  # arrives while nobody receives: more than max_message_size
+            (conn,) = server.connections
+            assert wait_for(lambda: bool(conn._reader.fragments))  # read ahead as a fragment, not failed with 1009
+            gate.set()
+            assert wait_for(lambda: log and log[-1][1] and len(log) > 1)
+            assert peer.ping().wait(5)  # still open
+    finally:
+        gate.set()
+    assert b"".join(data for data, _ in log[1:]) == b"z" * 5000
