@@ -88,7 +88,9 @@ class Messages:
         """Iterate over the fragments of the next message as they arrive, without holding it whole.
 
         Text comes as ``str`` pieces cut on character boundaries (UTF-8 still
-        validated); a message read ahead whole comes as one piece. ``max_size``
+        validated). A message that arrived while nobody received (read ahead
+        whole, within ``max_message_size``) comes as one piece: to stream a
+        message larger than that, be receiving before it comes. ``max_size``
         bounds this message alone (``-1``, the default: ``max_message_size``;
         ``None``: no limit; ``max_fragments`` does not apply); ``timeout``
         bounds the wait for each fragment. Stopping early drops the rest of
