@@ -78,7 +78,7 @@ def _public_signature(app: Sphinx, what: str, name: str, obj: Any, options: Any,
 
 
 # created by simplews, never by its users
-_MADE_FOR_YOU = {"simplews.Connection"}
+_MADE_FOR_YOU = {"simplews.Connection", "simplews.PingWaiter"}
 
 
 def _split_params(text: str) -> List[str]:

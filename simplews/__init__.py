@@ -27,6 +27,7 @@ __all__ = [
     "serve",
     "Server",
     "Connection",
+    "PingWaiter",
     "Request",
     "Response",
     "Headers",
@@ -62,6 +63,7 @@ __all__ = [
     "LocalProtocolError",
     "RemoteProtocolError",
     "PayloadTooBig",
+    "InvalidMessage",
     "ConnectionClosed",
     "ConnectionClosedOK",
     "ConnectionClosedError",
@@ -76,6 +78,7 @@ _LAZY: Dict[str, str] = {
     "serve": "server",
     "Server": "server",
     "Connection": "connection",
+    "PingWaiter": "pings",
     "Request": "handshake",
     "Response": "handshake",
     "Headers": "handshake",
@@ -111,6 +114,7 @@ if TYPE_CHECKING:  # pragma: no cover
         HostNotFound,
         InvalidHandshake,
         InvalidHeader,
+        InvalidMessage,
         InvalidStatus,
         InvalidURI,
         LocalProtocolError,
@@ -133,6 +137,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .hooks import chain_hooks
     from .options import ClientOptions, ConnectionOptions, ServerOptions
     from .outbox import Outbox
+    from .pings import PingWaiter
     from .protocol import State
     from .routing import Router
     from .server import Server, serve

@@ -7,7 +7,7 @@ import logging
 import random
 import threading
 import time
-from typing import Any, List, Optional, Union
+from typing import Any, Callable, List, Optional, Union
 from urllib.parse import unquote, urljoin, urlsplit
 
 from . import handshake
@@ -23,7 +23,19 @@ from .exceptions import (
     WebSocketError,
     WebSocketTimeout,
 )
-from .handlers import Handler, OnClose, OnError, OnMessage, OnOpen, _report, resolve_handler, run_connection
+from .handlers import (
+    Handler,
+    OnClose,
+    OnControl,
+    OnError,
+    OnFragment,
+    OnMessage,
+    OnOpen,
+    _report,
+    preparer,
+    resolve_handler,
+    run_connection,
+)
 from .handshake import Headers, redact_url
 from .options import ClientOptions, new_protocol
 from .outbox import Message, Outbox
@@ -125,7 +137,9 @@ def connect(url: str, *, options: Optional[ClientOptions] = None, _cancel: Optio
     return _connect(parse_uri(url), ClientOptions.build("connect", kwargs, options), _cancel)
 
 
-def _connect(uri: WebSocketURI, opts: ClientOptions, cancel: Optional[Cancel]) -> Connection:
+def _connect(
+    uri: WebSocketURI, opts: ClientOptions, cancel: Optional[Cancel], prepare: Optional[Callable[[Connection], None]] = None
+) -> Connection:
     """Open a connection to ``uri``, following redirects."""
     given = opts.headers() if callable(opts.headers) else opts.headers  # a function: once per attempt, not per hop
     headers = Headers(given) if given is not None else None  # read once: an iterator may not be replayed
@@ -133,7 +147,7 @@ def _connect(uri: WebSocketURI, opts: ClientOptions, cancel: Optional[Cancel]) -
     deadline = None if opts.open_timeout is None else time.monotonic() + opts.open_timeout
     for _ in range(opts.max_redirects + 1):
         try:
-            return _open(uri, opts, headers, deadline, cancel)
+            return _open(uri, opts, headers, deadline, cancel, prepare)
         except InvalidStatus as exc:
             location = exc.response.headers.get("Location") if exc.status in _REDIRECTS else None
             if location is None or not opts.max_redirects or opts.sock is not None or opts.unix_socket is not None:
@@ -156,7 +170,12 @@ def _connect(uri: WebSocketURI, opts: ClientOptions, cancel: Optional[Cancel]) -
 
 
 def _open(
-    uri: WebSocketURI, opts: ClientOptions, headers: Optional[Headers], deadline: Optional[float], cancel: Optional[Cancel]
+    uri: WebSocketURI,
+    opts: ClientOptions,
+    headers: Optional[Headers],
+    deadline: Optional[float],
+    cancel: Optional[Cancel],
+    prepare: Optional[Callable[[Connection], None]] = None,
 ) -> Connection:
     """Open the transport and run the handshake for one URL (no redirects)."""
     stream = open_stream(uri, opts, deadline, cancel)
@@ -180,6 +199,8 @@ def _open(
         conn = Connection(
             stream, protocol, opts.connection_options(), request=attempt.sent_request(), response=response, subprotocol=subprotocol
         )
+        if prepare is not None:
+            prepare(conn)  # what came with the 101 reaches on_ping and on_fragment too
         conn._open(leftover=leftover)
     except BaseException:
         stream.shutdown()
@@ -248,6 +269,9 @@ class Client:
         on_message: Optional[OnMessage] = None,
         on_close: Optional[OnClose] = None,
         on_error: Optional[OnError] = None,
+        on_ping: Optional[OnControl] = None,
+        on_pong: Optional[OnControl] = None,
+        on_fragment: Optional[OnFragment] = None,
         reconnect: bool = False,
         reconnect_delay: float = 1.0,
         reconnect_max_delay: float = 60.0,
@@ -265,8 +289,10 @@ class Client:
         self.logger: Any = self.options.logger or logger
         self.url = url
         self._handler_factory = resolve_handler(
-            handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error
+            handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error,
+            on_ping=on_ping, on_pong=on_pong, on_fragment=on_fragment,
         )
+        self._prepare = preparer(handler, on_ping, on_pong, on_fragment)
         self.reconnect = reconnect
         self.reconnect_delay = reconnect_delay
         self.reconnect_max_delay = reconnect_max_delay
@@ -324,7 +350,7 @@ class Client:
             with self._lock:
                 self._cancel = cancel
             try:
-                ws = _connect(self._uri, self.options, cancel)
+                ws = _connect(self._uri, self.options, cancel, self._prepare)
             except (WebSocketError, OSError) as exc:
                 if self._stop.is_set():  # stop() aborted the attempt: not an error to report
                     return

@@ -14,14 +14,17 @@ import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterator, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Iterable, List, Optional, Tuple, Union
 
-from .exceptions import ConnectionClosed, ConnectionClosedOK, WebSocketTimeout
+from .exceptions import ConnectionClosed, WebSocketTimeout
 from .handshake import Headers, Request, Response
 from .keepalive import READ, WRITE, scheduler
 from .liveness import Liveness, Verdict
+from .messages import Messages, convert
 from .options import ConnectionOptions
-from .protocol import Protocol, State
+from .pieces import is_piecewise
+from .pings import Pings, wake_closed
+from .protocol import Ping, Pong, Protocol, State
 from .reader import IDLE_AFTER, Reader
 from .rooms import CLIENT_ROOMS, Rooms
 from .stream import Stream
@@ -77,7 +80,11 @@ def _addresses(sock: socket.socket) -> Tuple[Any, Any]:
         return None, None
 
 
-class Connection:
+def _no_hook(event: Union[Ping, Pong]) -> None:
+    pass
+
+
+class Connection(Messages):
     """One open WebSocket connection, client or server side.
 
     Thread-safe: any thread may :meth:`send`, :meth:`ping` or :meth:`close`;
@@ -118,7 +125,7 @@ class Connection:
         self._closed = _Latch()
         self._closing = False
         self._close_deadline: Optional[float] = None
-        self._pings: Dict[bytes, Any] = {}
+        self._pings = Pings()
         self._liveness = Liveness(options, stream, self._reader.left_at)
         self._watching = 0
         self._rooms: Rooms = CLIENT_ROOMS  # a server sets its own before the connection opens
@@ -127,6 +134,9 @@ class Connection:
         self._next_tick: Optional[float] = None
         self.remote_address, self.local_address = _addresses(stream.sock)
         protocol.defer_failure_close = True  # answer messages received before a violation first
+        protocol.auto_pong = options.auto_pong
+        #: runs a ping or pong event for the on_ping / on_pong hooks, on the thread that receives
+        self._control_hook: Callable[[Union[Ping, Pong]], None] = _no_hook
         stream.backlog_started = self._backlog_started
 
     def _open(self, greeting: bytes = b"", leftover: bytes = b"") -> None:
@@ -183,53 +193,55 @@ class Connection:
         """The close reason once closed, else ``None``."""
         return self.protocol.close_reason if self._closed.done else None
 
-    def send(self, message: Union[str, bytes, bytearray, memoryview], *, text: Optional[bool] = None) -> None:
-        """Send a message: ``str`` as text, bytes-like as binary.
+    def send(
+        self,
+        message: Union[str, bytes, bytearray, memoryview, Iterable[Union[str, bytes, bytearray, memoryview]]],
+        *,
+        text: Optional[bool] = None,
+        compress: bool = True,
+        timeout: Optional[float] = None,
+    ) -> None:
+        """Send a message: ``str`` as text, bytes-like as binary, any other iterable of those in pieces.
 
-        Large messages are fragmented automatically. Safe from any thread; the
-        whole message is written before another sender's, and control frames
-        go out between its frames. Raises :class:`ConnectionClosed` once the
-        connection is closing or closed, including when it fails while this
-        call waits for the peer to take the message.
+        Safe from any thread: the whole message goes out before another
+        sender's, control frames between its frames. An iterable (a generator)
+        is one fragmented message, asked for each piece once the frames before
+        it are out; its first piece fixes the type (a later piece of the other
+        type: ``TypeError``, and 1011). ``compress=False`` skips compression
+        (pieces are never compressed). ``timeout``: see the threading guide.
+        Raises :class:`ConnectionClosed` once the connection is closing or closed.
         """
         if self._closing:
             raise self.protocol.closed_exception()
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            self._writer.send(message, text)
+            if is_piecewise(message):
+                self._writer.send_pieces(message, text, deadline, self._broken)
+            else:
+                self._writer.send(message, text, compress, deadline, self._broken)
+        except WebSocketTimeout:
+            raise
         except OSError as exc:
             self._terminate()
             raise self.protocol.closed_exception() from exc
 
-    def recv(self, timeout: Optional[float] = None) -> Union[str, bytes]:
+    def _broken(self, exc: BaseException) -> None:
+        """A message whose first frames went out cannot be completed: fail with 1011."""
+        self._fail(1011, f"message could not be completed: {exc}")
+
+    def recv(self, timeout: Optional[float] = None, *, decode: Optional[bool] = None) -> Union[str, bytes]:
         """Receive the next message: ``str`` for text, ``bytes`` for binary.
 
-        Blocks up to ``timeout`` seconds (forever if ``None``) and raises
+        ``decode=False`` returns text as UTF-8 ``bytes``, ``decode=True``
+        returns binary as ``str`` (:class:`~simplews.InvalidMessage` if it is
+        not UTF-8); text is validated as UTF-8 on arrival either way. Blocks up
+        to ``timeout`` seconds (forever if ``None``) and raises
         :class:`~simplews.WebSocketTimeout` then. Raises
         :class:`ConnectionClosed` once the connection is closed and every
         message received before the close has been returned.
         """
-        return self._reader.recv(timeout)
-
-    def __iter__(self) -> Iterator[Union[str, bytes]]:
-        """Iterate over incoming messages; ends on a normal close, raises on an error."""
-        while True:
-            try:
-                yield self.recv()
-            except ConnectionClosedOK:
-                return
-
-    def ping(self, data: Optional[Union[str, bytes]] = None) -> threading.Event:
-        """Send a ping; the returned event is set when the matching pong arrives (or the connection ends)."""
-        payload = os.urandom(4) if data is None else (data.encode() if isinstance(data, str) else bytes(data))
-        event = threading.Event()
-        with self._state_lock:
-            self.protocol.send_ping(payload)
-            self._pings[payload] = (event, time.monotonic())
-        self._writer.flush()
-        if not self._reader.role.locked() and not self._closed.done:  # a pong is due: read at once if nobody does
-            self._reader.left_at = time.monotonic() - IDLE_AFTER
-            self._update_watch()
-        return event
+        message = self._reader.recv(timeout)
+        return message if decode is None else convert(message, decode)
 
     def pong(self, data: Union[str, bytes] = b"") -> None:
         """Send an unsolicited pong (a unidirectional heartbeat)."""
@@ -268,17 +280,13 @@ class Connection:
         role = "client" if self.protocol.is_client else "server"
         return f"<simplews.Connection {self.id} {role} {self.protocol.state.name} {self.remote_address}>"
 
-    def _got_pong(self, payload: bytes) -> None:
-        """Resolve the ping this pong answers (and every earlier one)."""
-        with self._state_lock:
-            self._liveness.ponged(payload)
-            entry = self._pings.get(payload)
-            if entry is None:
-                return
-            for key, (event, when) in list(self._pings.items()):
-                if when <= entry[1]:
-                    event.set()
-                    del self._pings[key]
+    # --- reading ----------------------------------------------------------------------
+
+    def _watch_now(self) -> None:
+        """Let the scheduler read at once if nobody is reading (a pong is expected)."""
+        if not self._reader.role.locked() and not self._closed.done:
+            self._reader.left_at = time.monotonic() - IDLE_AFTER
+            self._update_watch()
 
     def _offer(self, message: Any, text: Optional[bool], frames: Optional[List[Any]], window: float) -> bool:
         """Take a broadcast without blocking (see :meth:`simplews.writer.Writer.offer`).
@@ -358,11 +366,10 @@ class Connection:
             with self._state_lock:
                 if self.protocol.state is not State.CLOSED:
                     self.protocol.abort()
-                pings, self._pings = self._pings, {}
+                waiters = self._pings.ended()
             self._closed.set()
             self.stream.shutdown()
-        for event, _ in pings.values():
-            event.set()  # nobody will answer; do not leave waiters hanging
+        wake_closed(waiters)  # nobody will answer; do not leave waiters hanging
         self._update_watch()  # closed: watch nothing
         scheduler.unregister(self)
         self._release_descriptor()
@@ -461,6 +468,7 @@ class Connection:
             except ConnectionClosed:
                 return
             self._liveness.pinged(payload, now)
+            self._pings.sent(payload)
         self._writer.flush()
 
     def _next_wake(self, now: float) -> Optional[float]:

@@ -21,6 +21,7 @@ Every exception a user can catch derives from :class:`WebSocketError`::
     │   ├── LocalProtocolError      our caller asked for something the RFC forbids
     │   └── RemoteProtocolError     the peer broke the RFC (carries the close code)
     │       └── PayloadTooBig       a message exceeded ``max_message_size`` (1009)
+    ├── InvalidMessage              a message received is not what the caller asked for (JSON, text)
     ├── ConnectionClosed            the connection is closed (carries code and reason)
     │   ├── ConnectionClosedOK      closed with 1000 or 1001
     │   └── ConnectionClosedError   closed with any other code, or without a close frame
@@ -51,6 +52,7 @@ __all__ = [
     "LocalProtocolError",
     "RemoteProtocolError",
     "PayloadTooBig",
+    "InvalidMessage",
     "ConnectionClosed",
     "ConnectionClosedOK",
     "ConnectionClosedError",
@@ -158,6 +160,19 @@ class PayloadTooBig(RemoteProtocolError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, 1009)
+
+
+class InvalidMessage(WebSocketError, ValueError):
+    """A message received is not what the caller asked for: binary where JSON was expected,
+    text that is not JSON, or binary data that is not UTF-8 when asked to decode it.
+
+    The message was taken from the connection; it is in ``message``. The
+    connection itself is fine.
+    """
+
+    def __init__(self, text: str, message: Any = None) -> None:
+        super().__init__(text)
+        self.message = message
 
 
 class ConnectionClosed(WebSocketError):

@@ -60,9 +60,10 @@ class ConnectionOptions:
     ``frame_size`` (outgoing messages are fragmented above it), ``max_queue``
     (messages read ahead while nobody takes them). ``compression``:
     ``"deflate"`` (permessage-deflate), ``None`` (off) or a
-    :class:`~simplews.DeflateConfig`. ``logger``: where this connection logs
-    (a :class:`logging.Logger` or :class:`logging.LoggerAdapter`; default
-    ``logging.getLogger("simplews")``).
+    :class:`~simplews.DeflateConfig`. ``auto_pong``: answer pings at once (off:
+    the application answers, e.g. from ``on_ping``, with ``ws.pong(data)``).
+    ``logger``: where this connection logs (a :class:`logging.Logger` or
+    :class:`logging.LoggerAdapter`; default ``logging.getLogger("simplews")``).
     """
 
     max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE
@@ -74,6 +75,7 @@ class ConnectionOptions:
     send_timeout: Optional[float] = 30.0
     close_timeout: Optional[float] = 10.0
     compression: Union[str, DeflateConfig, None] = "deflate"
+    auto_pong: bool = True
     logger: Union[logging.Logger, logging.LoggerAdapter, None] = None
 
     def __post_init__(self) -> None:

@@ -43,6 +43,7 @@ from .frames import (
 __all__ = [
     "State",
     "Message",
+    "Fragment",
     "Ping",
     "Pong",
     "Close",
@@ -98,6 +99,14 @@ class Message:
 
 
 @dataclasses.dataclass
+class Fragment:
+    """A piece of a data message being streamed (see :meth:`Protocol.stream_next`); ``fin`` on its last."""
+
+    data: Union[str, bytes]
+    fin: bool
+
+
+@dataclasses.dataclass
 class Ping:
     """A ping from the peer (the pong is already queued)."""
 
@@ -119,7 +128,30 @@ class Close:
     reason: str
 
 
-Event = Union[Message, Ping, Pong, Close]
+Event = Union[Message, Fragment, Ping, Pong, Close]
+
+
+def _payload(data: Data, text: Optional[bool]) -> Tuple[int, Any]:
+    """The opcode and bytes of a message to send: ``str`` is text, bytes-like binary, unless ``text`` says otherwise."""
+    if type(data) is str or isinstance(data, str):
+        try:
+            payload: Any = data.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise LocalProtocolError(f"text is not encodable as UTF-8: {exc}") from None
+        opcode = _BINARY if text is False else _TEXT
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        payload = data
+        if isinstance(data, memoryview) and data.nbytes != len(data):
+            payload = data.cast("B")  # len() counts items, frame lengths count bytes
+        if text:
+            try:
+                decode_utf8(payload)
+            except RemoteProtocolError:
+                raise LocalProtocolError("text=True needs valid UTF-8") from None
+        opcode = _TEXT if text else _BINARY
+    else:
+        raise TypeError(f"data must be str or bytes-like, not {type(data).__name__}")
+    return opcode, payload
 
 
 class _Incoming:
@@ -127,11 +159,13 @@ class _Incoming:
 
     __slots__ = (
         "max_size", "max_fragments", "extension", "frame_left", "fin", "key", "offset",
-        "opcode", "compressed", "parts", "size", "frames", "decoder",
+        "opcode", "compressed", "parts", "size", "frames", "decoder", "streaming", "default_max", "stream_all",
     )
 
     def __init__(self, max_size: Optional[int], max_fragments: Optional[int], extension: Any) -> None:
-        self.max_size = max_size
+        self.max_size = self.default_max = max_size
+        self.streaming = False  # the message is handed out in fragments as they arrive
+        self.stream_all = False  # ... and so is every later one
         self.max_fragments = max_fragments
         self.extension = extension
         self.frame_left = -1  # payload bytes of the current data frame still to come (-1: between frames)
@@ -153,7 +187,7 @@ class _Incoming:
             if not self.opcode:
                 raise RemoteProtocolError("continuation frame without a message to continue")
             limit = self.max_fragments
-            if limit is not None and self.frames >= limit:
+            if limit is not None and self.frames >= limit and not self.streaming:
                 raise PayloadTooBig(f"message has more than {limit} frames")
             if not self.compressed:
                 self.account(length)
@@ -211,6 +245,9 @@ class _Incoming:
             self.size += len(chunk)
         parts = self.parts
         text = self.opcode == _TEXT
+        if self.streaming:
+            self.fragment(chunk, text, last, events)
+            return
         if not parts and last:  # the whole message in one piece: no copy, no incremental decoding
             self.end_message()
             events.append(Message(decode_utf8(chunk) if text else bytes(chunk)))
@@ -230,13 +267,56 @@ class _Incoming:
             data = b"".join(parts)
             events.append(Message(decode_utf8(data) if text else data))
 
+    def fragment(self, chunk: Any, text: bool, last: bool, events: List[Event]) -> None:
+        """Hand out the next piece of a streamed message (text split on UTF-8 character boundaries)."""
+        if text:
+            if self.decoder is None:
+                self.decoder = utf8_decoder()
+            piece: Union[str, bytes] = decode_utf8(chunk, self.decoder, last)
+        else:
+            piece = bytes(chunk)
+        if last:
+            self.end_message()
+        if piece or last:
+            events.append(Fragment(piece, last))
+
+    def stream(self, max_size: Optional[int], every: bool = False) -> List[Event]:
+        """Stream the next message (``every``: and all later ones), or the rest of the one in progress."""
+        self.streaming = True
+        self.max_size = max_size
+        if every:
+            self.stream_all, self.default_max = True, max_size
+        events: List[Event] = []
+        if self.parts:  # what came of the message in progress before streaming was asked for
+            data, self.parts = b"".join(self.parts), []
+            if self.opcode == _TEXT:
+                self.decoder = None  # decoded afresh: the validating decoder kept no text
+            self.account(0)
+            self.fragment(data, self.opcode == _TEXT, False, events)
+        return events
+
     def end_message(self) -> None:
         """Forget the message in progress."""
+        if self.streaming and not self.stream_all:
+            self.streaming = False
+            self.max_size = self.default_max
         self.opcode = 0
         self.compressed = False
         if self.parts:
             self.parts = []
         self.decoder = None
+
+
+def _mask_keys() -> Iterator[bytes]:
+    """Fresh masking keys from a pool refilled from ``os.urandom`` (one syscall per 256 keys)."""
+    while True:
+        pool = os.urandom(1024)
+        for pos in range(0, 1024, 4):
+            yield pool[pos : pos + 4]
+
+
+#: a server never masks
+_NO_KEYS: Iterator[bytes] = iter(())
 
 
 class Protocol:
@@ -269,11 +349,12 @@ class Protocol:
         #: a peer's violation was recorded but its close frame is not queued yet
         self.failure_deferred = False
         self.logger = logger
+        #: answer pings at once (off: the application answers with :meth:`send_pong`)
+        self.auto_pong = True
         self._pending: List[Any] = []
         self._pongs: List[bytes] = []  # pongs owed, at most _MAX_PONGS (RFC 6455 5.5.3)
         self._eof_sent = False
-        self._keys = b""
-        self._key_pos = 0
+        self._mask_keys = _mask_keys() if is_client else _NO_KEYS
         self._buf = bytearray()
         self._in = _Incoming(max_message_size, max_fragments, extension)
 
@@ -344,6 +425,7 @@ class Protocol:
                 and masked is want_mask
                 and stop <= end
                 and not incoming.opcode
+                and not incoming.streaming
                 and (limit is None or length <= limit)
             ):
                 # fast path: a whole text or binary message in one frame that passes every rule
@@ -368,6 +450,29 @@ class Protocol:
             if length == 0:
                 incoming.payload(b"", events)
         return pos
+
+    def stream_next(self, max_size: Optional[int], every: bool = False) -> List[Event]:
+        """Hand out the next data message (or the rest of the one in progress) as :class:`Fragment` events.
+
+        ``max_size`` replaces ``max_message_size`` for that message (``None``: no
+        limit) and ``max_fragments`` does not apply to it; ``every``: to every
+        later message too. Returns the fragment of what already arrived, if any.
+        """
+        try:
+            return self._in.stream(max_size, every)
+        except RemoteProtocolError as exc:  # what arrived already exceeds max_size
+            self._fail(exc)
+            return []
+
+    @property
+    def receiving_message(self) -> bool:
+        """Whether part of a data message arrived and the rest is still to come."""
+        return self._in.opcode != 0
+
+    def stream_cancel(self) -> None:
+        """Take back :meth:`stream_next` if the message has not started (it is then received whole)."""
+        if not self._in.opcode:
+            self._in.end_message()
 
     def _check_header(self, b0: int, masked: bool, length: int) -> int:
         """Apply RFC 6455 section 5 rules to a frame header; return its opcode."""
@@ -394,7 +499,7 @@ class Protocol:
         if self._debug:
             self.logger.debug("< control opcode=%d len=%d", opcode, len(payload))
         if opcode == _PING:
-            if self.close_sent is None:
+            if self.close_sent is None and self.auto_pong:
                 # RFC 6455 5.5.3 lets us skip pongs not sent yet: a ping flood from a peer that
                 # does not read costs a few pending pongs, and the latest ping is always answered
                 pongs = self._pongs
@@ -479,52 +584,45 @@ class Protocol:
         self._eof_sent = True
         return True
 
-    def send_message(self, data: Data, *, text: Optional[bool] = None) -> List[Any]:
+    def send_message(self, data: Data, *, text: Optional[bool] = None, compress: bool = True) -> List[Any]:
         """Encode a whole message (fragmented above ``frame_size``) into buffers.
 
         ``str`` becomes a text message and bytes-like a binary one unless
         ``text`` says otherwise (``text=True`` needs valid UTF-8 bytes).
+        ``compress=False`` sends it uncompressed even if compression was negotiated.
         """
-        opcode, payload, rsv1 = self._prepare(data, text)
+        opcode, payload, rsv1 = self._prepare(data, text, compress)
         size = self.frame_size
         if size is None or len(payload) <= size:
-            return encode_frame(opcode, payload, True, rsv1, self._mask_key() if self.is_client else None)
+            return encode_frame(opcode, payload, True, rsv1, next(self._mask_keys) if self.is_client else None)
         return [buf for frame in self._fragments(opcode, payload, rsv1) for buf in frame]
 
-    def send_message_frames(self, data: Data, *, text: Optional[bool] = None) -> Iterator[List[Any]]:
+    def send_message_frames(self, data: Data, *, text: Optional[bool] = None, compress: bool = True) -> Iterator[List[Any]]:
         """The frames of one message, each encoded (and masked) only when it is asked for.
 
         For large messages: they go out frame by frame with control frames
         between them, and masking never copies more than one frame. Raises
         :class:`ConnectionClosed` at the next frame once a close was sent.
         """
-        opcode, payload, rsv1 = self._prepare(data, text)
+        opcode, payload, rsv1 = self._prepare(data, text, compress)
         return self._fragments(opcode, payload, rsv1)
 
-    def _prepare(self, data: Data, text: Optional[bool]) -> Tuple[int, Any, bool]:
+    def send_fragment(self, payload: Any, *, text: bool, first: bool, fin: bool) -> List[Any]:
+        """One frame of a message sent in pieces, uncompressed (``first``: it opens the message).
+
+        Raises :class:`ConnectionClosed` once a close was sent: no data frame goes after it.
+        """
+        if self.state is not State.OPEN:
+            raise self.closed_exception()
+        return self._frame((_TEXT if text else _BINARY) if first else _CONT, payload, fin)
+
+    def _prepare(self, data: Data, text: Optional[bool], compress: bool = True) -> Tuple[int, Any, bool]:
         """Check and encode a message's payload (compressed if negotiated): ``(opcode, payload, rsv1)``."""
         if self.state is not State.OPEN:
             raise self.closed_exception()
-        if type(data) is str or isinstance(data, str):
-            try:
-                payload: Any = data.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise LocalProtocolError(f"text is not encodable as UTF-8: {exc}") from None
-            opcode = _BINARY if text is False else _TEXT
-        elif isinstance(data, (bytes, bytearray, memoryview)):
-            payload = data
-            if isinstance(data, memoryview) and data.nbytes != len(data):
-                payload = data.cast("B")  # len() counts items, frame lengths count bytes
-            if text:
-                try:
-                    decode_utf8(payload)
-                except RemoteProtocolError:
-                    raise LocalProtocolError("text=True needs valid UTF-8") from None
-            opcode = _TEXT if text else _BINARY
-        else:
-            raise TypeError(f"data must be str or bytes-like, not {type(data).__name__}")
+        opcode, payload = _payload(data, text)
         ext = self.extension
-        rsv1 = ext is not None and len(payload) >= ext.threshold
+        rsv1 = compress and ext is not None and len(payload) >= ext.threshold
         if rsv1:
             payload = ext.compress_message(payload)
         if self._debug:
@@ -541,15 +639,6 @@ class Protocol:
                 raise self.closed_exception()
             stop = start + size
             yield self._frame(opcode if start == 0 else _CONT, view[start:stop], stop >= total, rsv1 and start == 0)
-
-    def _mask_key(self) -> bytes:
-        """A fresh masking key from a pool refilled from ``os.urandom`` (one syscall per 256 keys)."""
-        pos = self._key_pos
-        if pos >= len(self._keys):
-            self._keys = os.urandom(1024)
-            pos = 0
-        self._key_pos = pos + 4
-        return self._keys[pos : pos + 4]
 
     def send_ping(self, data: Union[str, bytes] = b"") -> None:
         """Queue a ping (at most 125 bytes) in :meth:`data_to_send`."""
@@ -594,7 +683,7 @@ class Protocol:
 
     def _frame(self, opcode: int, payload: Any, fin: bool = True, rsv1: bool = False) -> List[Any]:
         """Encode one frame, masked with a fresh key when we are the client."""
-        return encode_frame(opcode, payload, fin, rsv1, self._mask_key() if self.is_client else None)
+        return encode_frame(opcode, payload, fin, rsv1, next(self._mask_keys) if self.is_client else None)
 
     # --- closing --------------------------------------------------------------------
 

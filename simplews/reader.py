@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any, Deque, Optional, Union
 
 from .exceptions import WebSocketTimeout
-from .protocol import Close, Message, Pong, State
+from .protocol import Close, Fragment, Message, Ping, Pong, State
 
 if TYPE_CHECKING:  # pragma: no cover
     from .connection import Connection
@@ -41,13 +41,36 @@ class Reader:
         self.left_at = time.monotonic() - IDLE_AFTER
         #: since when a peer's violation waits for the messages before it to be taken
         self.deferred_since: Optional[float] = None
+        #: queue pings and pongs too, for the connection's ``on_ping`` / ``on_pong`` hooks
+        self.hooks = False
+        #: a message is being streamed: its fragments, and the pings and pongs between them, go here
+        self.streaming = False
+        #: every message is streamed (``on_fragment``): nothing is read ahead whole
+        self.stream_all = False
+        self.fragments: Deque[Any] = _NO_QUEUE
+        #: drop the rest of a streamed message its reader gave up on
+        self.discarding = False
 
     def recv(self, timeout: Optional[float]) -> Union[str, bytes]:
-        """The next message, reading on this thread if none is queued (see ``Connection.recv``)."""
+        """The next message, reading on this thread if none is queued (see ``Connection.recv``).
+
+        Pings and pongs queued for the hooks before it run their hook first,
+        with the reader role released (a slow hook does not stop reading).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            item = self.next_item(deadline)
+            if isinstance(item, (Ping, Pong)):
+                self.conn._control_hook(item)
+                continue
+            return item
+
+    def next_item(self, deadline: Optional[float]) -> Union[str, bytes, Ping, Pong]:
+        """The next message or hook event, reading on this thread if none is queued."""
         queue = self.queue
         if queue:
             try:
-                message = queue.popleft()
+                item = queue.popleft()
             except IndexError:  # another thread took it
                 pass
             else:
@@ -56,9 +79,9 @@ class Reader:
                 conn = self.conn
                 if conn._next_tick is None or when + IDLE_AFTER < conn._next_tick:
                     conn._schedule(when + IDLE_AFTER)
-                return message
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if not self.role.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+                return item
+        left = None if deadline is None else max(deadline - time.monotonic(), 0)
+        if not self.role.acquire(timeout=-1 if left is None else left):
             raise WebSocketTimeout("recv() timed out")
         conn = self.conn
         protocol, stream = conn.protocol, conn.stream
@@ -88,7 +111,9 @@ class Reader:
         with conn._state_lock:
             events = protocol.receive_data(data)
         for event in events:
-            if type(event) is Message:
+            if type(event) is Fragment:
+                self.fragment(event)
+            elif type(event) is Message:
                 queue = self.queue
                 if queue is _NO_QUEUE:
                     queue = self.queue = collections.deque()
@@ -99,6 +124,11 @@ class Reader:
                     queue.append(event.data)
             elif type(event) is Pong:
                 conn._got_pong(event.data)
+                if self.hooks:
+                    self.hold(event)
+            elif type(event) is Ping:
+                if self.hooks:
+                    self.hold(event)
             elif type(event) is Close:
                 conn.logger.debug("%r: received close %d %r", conn, event.code, event.reason)
         if protocol.has_pending or conn.stream.owed or protocol.state is not State.OPEN:
@@ -115,6 +145,35 @@ class Reader:
             conn._arm_close_deadline()
             if protocol.failure is not None:
                 conn.logger.info("%r: failing connection: %s", conn, protocol.failure)
+
+    def hold(self, event: Any) -> None:
+        """Queue a ping or pong for the hooks, in order with the messages (or fragments) around it."""
+        if self.streaming:
+            if self.fragments is _NO_QUEUE:
+                self.fragments = collections.deque()
+            self.fragments.append(event)
+            return
+        if self.queue is _NO_QUEUE:
+            self.queue = collections.deque()
+        self.queue.append(event)
+
+    def stream_every(self) -> None:
+        """Stream every message from now on (``on_fragment``), before anything is read (nothing in progress)."""
+        conn = self.conn
+        with conn._state_lock:
+            conn.protocol.stream_next(None, every=True)
+        self.streaming = self.stream_all = True
+
+    def fragment(self, event: Fragment) -> None:
+        """Keep a fragment of the message being streamed, or drop it if its reader gave up."""
+        if self.discarding:
+            self.discarding = not event.fin
+            return
+        if self.fragments is _NO_QUEUE:
+            self.fragments = collections.deque()
+        self.fragments.append(event)
+        if event.fin:
+            self.streaming = self.stream_all  # what follows is queued as usual, unless every message streams
 
     def release_failure(self) -> None:
         """Send the close frame of a peer's violation held back until earlier messages were handed out."""
@@ -161,4 +220,6 @@ class Reader:
     def full(self) -> bool:
         """Whether ``max_queue`` messages wait (closing aside: the close must still be read)."""
         limit = self.conn.options.max_queue
+        if self.fragments:  # a fragment waits for the streaming reader: read no further
+            return True
         return not self.conn._closing and limit is not None and len(self.queue) >= limit

@@ -21,7 +21,8 @@ from . import fanout, handshake
 from .connection import Connection
 from .exceptions import InvalidHandshake, WebSocketError, WebSocketTimeout
 from .forwarded import parse_proxy_v1
-from .handlers import Handler, OnClose, OnError, OnMessage, OnOpen, resolve_handler, run_connection
+from .frames import encode_close
+from .handlers import Handler, OnClose, OnControl, OnError, OnFragment, OnMessage, OnOpen, preparer, resolve_handler, run_connection
 from .handshake import Request, redact_url
 from .listener import Listener
 from .options import DEFAULT_THREAD_STACK_SIZE, ServerOptions, new_protocol
@@ -86,6 +87,9 @@ class Server:
         on_message: Optional[OnMessage] = None,
         on_close: Optional[OnClose] = None,
         on_error: Optional[OnError] = None,
+        on_ping: Optional[OnControl] = None,
+        on_pong: Optional[OnControl] = None,
+        on_fragment: Optional[OnFragment] = None,
         options: Optional[ServerOptions] = None,
         broadcast: Optional[fanout.BroadcastBus] = None,
         **kwargs: Any,
@@ -95,15 +99,16 @@ class Server:
         self.logger: Any = opts.logger or logger
         self._connection_options = opts.connection_options()
         self._policy = ServerPolicy(opts)
-        callbacks: Dict[str, Any] = dict(on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error)
+        callbacks: Dict[str, Any] = dict(
+            on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error,
+            on_ping=on_ping, on_pong=on_pong, on_fragment=on_fragment,
+        )
+        self._handlers = _Handlers(handler, callbacks)
         #: the :class:`~simplews.Router` given as ``handler``, if any
-        self.router = handler if isinstance(handler, Router) else None
+        self.router = self._handlers.router
         if self.router is not None:
             self._policy.route_hook = self.router.process_request
-            self._callbacks = callbacks
-            self._route_factories: Dict[str, Callable[[], Handler]] = {}
-        else:
-            self._handler_factory = resolve_handler(handler, **callbacks)
+        self._prepare = preparer(handler, on_ping, on_pong, on_fragment)  # hooks and streaming from the first byte
         self.ssl_context = opts.ssl_context
         self.unix_socket = opts.unix_socket
         self._lock = threading.Lock()
@@ -208,8 +213,8 @@ class Server:
         if not self._stopping.is_set():
             raise _Interrupted(signum)
 
-    def shutdown(self, timeout: Optional[float] = None) -> None:
-        """Stop accepting, close every connection with 1001 and join every thread.
+    def shutdown(self, timeout: Optional[float] = None, *, code: int = 1001, reason: str = "") -> None:
+        """Stop accepting, close every connection with ``code`` and ``reason`` and join every thread.
 
         Waits up to ``timeout`` (default ``close_timeout``) for clients to
         finish the close handshake, then aborts the rest. A client that does
@@ -217,6 +222,7 @@ class Server:
         Safe to call twice and from several threads; later calls wait for the
         first to finish.
         """
+        encode_close(code, reason)  # a code clients may not be sent raises here, before anything stops
         with self._lock:
             first = not self._stopping.is_set()
             self._stopping.set()
@@ -240,7 +246,7 @@ class Server:
             except OSError:
                 pass
         for conn in conns:
-            conn._start_close(1001, "server shutting down")
+            conn._start_close(code, reason)
         for thread in self._thread_snapshot():
             thread.join(max(0.0, deadline - time.monotonic()))
         for conn in self.connections:
@@ -359,7 +365,7 @@ class Server:
                 return
             try:
                 try:
-                    handler = self._handler_for(conn)
+                    handler = self._handlers.for_connection(conn)
                 except Exception:
                     conn.logger.exception("%r: creating the handler failed", conn)
                     conn.close(1011, "internal error")
@@ -377,17 +383,6 @@ class Server:
             self._forget_pending(client)
             with self._lock:
                 self._threads.discard(threading.current_thread())
-
-    def _handler_for(self, conn: Connection) -> Handler:
-        """The handler of a new connection: the server's, or the one its route names."""
-        if self.router is None:
-            return self._handler_factory()
-        request = conn.request
-        assert request is not None and request.route is not None  # the router's hook matched it
-        factory = self._route_factories.get(request.route)
-        if factory is None:
-            factory = self._route_factories[request.route] = resolve_handler(self.router.handler_for(request), **self._callbacks)
-        return factory()
 
     def _handshake(self, client: socket.socket, addr: Any) -> Optional[Connection]:
         """Run the server side of the opening handshake; the open connection, or ``None``."""
@@ -421,6 +416,7 @@ class Server:
                     raise InvalidHandshake("server shutting down", status=503)
                 self._connections.add(conn)  # before the 101: a broadcast from now on reaches it
             self._forget_pending(client)
+            self._prepare(conn)
             conn._open(handshake.serialize_response(response), leftover)
             conn.logger.info("%s upgraded %s", request.remote_address, redact_url(request.path))
             return conn
@@ -460,6 +456,26 @@ def _read_request(
     request.peer_address = peer
     request.remote_address = policy.client_address(peer, proxied, request.headers)
     return request, leftover
+
+
+class _Handlers:
+    """The handler of each new connection: the server's, or the one its route names."""
+
+    def __init__(self, handler: Any, callbacks: Dict[str, Any]) -> None:
+        self.router = handler if isinstance(handler, Router) else None
+        self._callbacks = callbacks
+        self._factories: Dict[Optional[str], Callable[[], Handler]] = {}
+        if self.router is None:
+            self._factories[None] = resolve_handler(handler, **callbacks)
+
+    def for_connection(self, conn: Connection) -> Handler:
+        """A handler for ``conn`` (with a router, its request's route was matched by the router's hook)."""
+        route = conn.request.route if self.router is not None and conn.request is not None else None
+        factory = self._factories.get(route)
+        if factory is None:
+            assert self.router is not None and conn.request is not None and route is not None
+            factory = self._factories[route] = resolve_handler(self.router.handler_for(conn.request), **self._callbacks)
+        return factory()
 
 
 class _ProxyLineError(Exception):

@@ -8,8 +8,9 @@ Installing simplews registers this module as a pytest plugin (entry point
     :class:`~simplews.Server` on 127.0.0.1, port 0, and shuts it down after
     the test, whatever happened.
 ``ws_recording_server``
-    a started :class:`RecordingServer` that stores every handshake and
-    message it receives; ``wait_for_messages(n)`` waits for them.
+    a started :class:`RecordingServer` that stores every handshake, message
+    and ping it receives; ``wait_for_messages(n)``, ``wait_for_json(n)`` and
+    ``wait_for_pings(n)`` wait for them.
 ``ws_client``
     a factory: ``ws_client(server_or_url, **connect_options)`` opens a
     :class:`~simplews.Connection` that is closed after the test.
@@ -35,6 +36,7 @@ from .client import connect
 from .connection import Connection
 from .exceptions import WebSocketTimeout
 from .handshake import Request
+from .messages import loads
 from .server import Server
 
 try:  # pytest is optional: the classes work without it
@@ -97,8 +99,10 @@ class RecordingServer:
         self.received: List[Received] = []
         #: ``(connection, code, reason)`` for every connection that closed
         self.closes: List[Tuple[Connection, int, str]] = []
+        #: the payload of every ping received (each was answered at once), in arrival order
+        self.pings: List[bytes] = []
         self.server = start_server(
-            on_open=self._on_open, on_message=self._on_message, on_close=self._on_close, **options
+            on_open=self._on_open, on_message=self._on_message, on_close=self._on_close, on_ping=self._on_ping, **options
         )
 
     # --- callbacks (run on the connections' threads) ----------------------------------------
@@ -117,6 +121,11 @@ class RecordingServer:
             self._cond.notify_all()
         if self._user_on_message is not None:
             self._user_on_message(ws, message)
+
+    def _on_ping(self, ws: Connection, payload: bytes) -> None:
+        with self._cond:
+            self.pings.append(payload)
+            self._cond.notify_all()
 
     def _on_close(self, ws: Connection, code: int, reason: str) -> None:
         with self._cond:
@@ -156,6 +165,16 @@ class RecordingServer:
             raise WebSocketTimeout(f"{exc}; received {self.messages!r}") from None
         return self.messages[:count]
 
+    def wait_for_json(self, count: int, timeout: float = 10.0) -> List[Any]:
+        """Wait for ``count`` messages and return them decoded as JSON (:class:`~simplews.InvalidMessage` if one is not)."""
+        return [loads(message) for message in self.wait_for_messages(count, timeout)]
+
+    def wait_for_pings(self, count: int, timeout: float = 10.0) -> List[bytes]:
+        """Wait until ``count`` pings arrived; return their payloads."""
+        self._wait(lambda: len(self.pings) >= count, timeout, f"{count} pings")
+        with self._cond:
+            return self.pings[:count]
+
     def wait_for_connections(self, count: int, timeout: float = 10.0) -> List[Request]:
         """Wait until ``count`` clients completed the handshake; return their requests."""
         self._wait(lambda: len(self.handshakes) >= count, timeout, f"{count} connections")
@@ -168,13 +187,13 @@ class RecordingServer:
         with self._cond:
             return [(code, reason) for _, code, reason in self.closes[:count]]
 
-    def broadcast(self, message: Message) -> int:
-        """Send ``message`` to every connected client; return how many got it."""
-        return self.server.broadcast(message)
+    def broadcast(self, message: Message, **options: Any) -> int:
+        """Send ``message`` to every connected client; return how many got it (see :meth:`simplews.Server.broadcast`)."""
+        return self.server.broadcast(message, **options)
 
-    def shutdown(self) -> None:
-        """Close every connection and stop the server (joins all its threads)."""
-        self.server.shutdown()
+    def shutdown(self, *, code: int = 1001, reason: str = "") -> None:
+        """Close every connection with ``code`` and ``reason`` and stop the server (joins all its threads)."""
+        self.server.shutdown(code=code, reason=reason)
 
     def __enter__(self) -> RecordingServer:
         return self

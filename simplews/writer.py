@@ -12,9 +12,11 @@ waiting on the network is the writer role itself.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterator, List, Optional
+import time
+from typing import Any, Callable, Iterable, Iterator, List, Optional
 
 from .exceptions import ConnectionClosed, WebSocketTimeout
+from .pieces import frame_payloads
 from .protocol import Protocol, State
 from .stream import Stream
 
@@ -45,6 +47,10 @@ class Writer:
         self.stream = stream
         self.protocol = protocol
         self.role = threading.Lock()
+        #: held for a whole message: a message sent in pieces releases the role between its frames
+        self.turn = threading.Lock()
+        #: a message sent in pieces is under way: broadcasts wait until it ends
+        self.in_pieces = False
         self.opened = False  # nothing but the greeting goes out before this
         #: broadcasts waiting for the writer role: ``(message, text, frames)``
         self.deferred: List[Any] = []
@@ -68,31 +74,88 @@ class Writer:
         if lost:
             self._failed()  # with the role released, so that the descriptor can be closed
 
-    def send(self, message: Any, text: Optional[bool]) -> None:
+    def send(
+        self, message: Any, text: Optional[bool], compress: bool = True, deadline: Optional[float] = None, broken: Any = None
+    ) -> None:
         """Write one message with the writer role held, fragmented above ``frame_size``.
 
         Raises ``OSError`` if the connection is lost, :class:`ConnectionClosed`
-        if it is closing (a close queued meanwhile still goes out first).
+        if it is closing (a close queued meanwhile still goes out first),
+        :class:`WebSocketTimeout` at ``deadline``: what was encoded stays owed
+        and goes out in order, but a message fragmented above ``frame_size``
+        cannot be completed, so ``broken(exc)`` is called first.
         """
         protocol = self.protocol
         frame_size = protocol.frame_size
+        _acquire(self.turn, deadline)
         try:
-            with self.role:
+            _acquire(self.role, deadline)
+            try:
                 if frame_size is not None and len(message) > frame_size:
-                    self._write_frames(protocol.send_message_frames(message, text=text))
+                    try:
+                        self._write_frames(protocol.send_message_frames(message, text=text, compress=compress), deadline)
+                    except WebSocketTimeout as exc:
+                        if broken is not None:
+                            broken(exc)
+                        raise
                 else:
                     with self._state_lock:
-                        out = protocol.send_message(message, text=text)
+                        out = protocol.send_message(message, text=text, compress=compress)
                         if protocol.has_pending:
                             out[:0] = protocol.data_to_send()
-                    self.stream.write(out)
+                    self.stream.write(out, deadline)
+            finally:
+                self.role.release()
         finally:
+            self.turn.release()
             if protocol.state is State.CLOSED:
                 self._changed()  # the connection ended while we held the role: closing the descriptor is ours
             if protocol.has_pending or self.deferred:
                 self.flush()  # queued while we held the role (a close, too, when this send was refused)
+            elif self.stream.owed:
+                self._changed()  # left owed by a timeout: the scheduler writes it as the peer reads
 
-    def _write_frames(self, frames: Iterator[List[Any]]) -> None:
+    def send_pieces(
+        self, pieces: Iterable[Any], text: Optional[bool], deadline: Optional[float], broken: Callable[[BaseException], None]
+    ) -> None:
+        """Write one message made of ``pieces``, asking for each piece only when the frames before it are out.
+
+        The writer role is released while the iterable makes the next piece, so
+        control frames (and a close) go out meanwhile; other messages and
+        broadcasts wait for the end. If the message cannot be completed once
+        its first frame went out (a piece of the wrong type, an error in the
+        iterable, a timeout), ``broken(exc)`` is called before the error is raised.
+        """
+        protocol, stream = self.protocol, self.stream
+        _acquire(self.turn, deadline)
+        first = True
+        try:
+            for is_text, payload, fin in frame_payloads(pieces, protocol.frame_size, text):
+                _acquire(self.role, deadline)
+                try:
+                    with self._state_lock:
+                        control = protocol.data_to_send() if protocol.has_pending and stream.owed < HIGH_WATER else []
+                        frame = protocol.send_fragment(payload, text=is_text, first=first, fin=fin)
+                        self.in_pieces = not fin
+                    if control:
+                        stream.write(control, deadline)
+                    stream.write(frame, deadline)
+                finally:
+                    self.role.release()
+                first = False
+        except BaseException as exc:
+            if self.in_pieces and not isinstance(exc, ConnectionClosed):
+                broken(exc)
+            raise
+        finally:
+            self.in_pieces = False
+            self.turn.release()
+            if protocol.has_pending or self.deferred:
+                self.flush()
+            elif stream.owed:
+                self._changed()
+
+    def _write_frames(self, frames: Iterator[List[Any]], deadline: Optional[float]) -> None:
         """Write a message frame by frame, with queued control frames before each (writer role held)."""
         protocol, stream = self.protocol, self.stream
         while True:
@@ -105,12 +168,12 @@ class Writer:
                 except ConnectionClosed as exc:
                     frame, refused = None, exc
             if control:
-                stream.write(control)
+                stream.write(control, deadline)
             if refused is not None:
                 raise refused
             if frame is None:
                 return
-            stream.write(frame)
+            stream.write(frame, deadline)
 
     def flush(self) -> None:
         """Write queued control frames, waiting broadcasts and what is owed, if nobody else is writing.
@@ -128,7 +191,7 @@ class Writer:
                     with self._state_lock:
                         out = protocol.data_to_send()
                     stream.commit(out)
-                if self.deferred and self.opened:
+                if self.deferred and self.opened and not self.in_pieces:
                     stream.commit(self._take_deferred())
                 if stream.push():
                     self.window = None
@@ -140,7 +203,7 @@ class Writer:
                 return
             self.role.release()
             self._changed()
-            if not (protocol.has_pending and stream.owed < HIGH_WATER) and not (self.deferred and self.opened):
+            if not (protocol.has_pending and stream.owed < HIGH_WATER) and not (self.deferred and self.opened and not self.in_pieces):
                 return  # nothing was queued while we held the role
 
     def offer(self, message: Any, text: Optional[bool], frames: Optional[List[Any]], window: float) -> bool:
@@ -156,7 +219,7 @@ class Writer:
                 return False
             if len(self.deferred) >= MAX_DEFERRED or stream.owed >= MAX_OWED:
                 return False
-            direct = self.opened and not self.deferred and not stream.owed and not protocol.has_pending
+            direct = self.opened and not self.in_pieces and not self.deferred and not stream.owed and not protocol.has_pending
             if not direct:
                 self.deferred.append((message, text, frames))
         if direct:
@@ -185,6 +248,9 @@ class Writer:
             with self._state_lock:
                 if protocol.state is not State.OPEN:
                     return False
+                if self.in_pieces:  # between two frames of a message sent in pieces: after it
+                    self.deferred.append((message, text, frames))
+                    return None
                 if frames is None:
                     frames = protocol.send_message(message, text=text)
             try:
@@ -217,3 +283,11 @@ class Writer:
                     break
                 out += frames if frames is not None else protocol.send_message(message, text=text)
         return out
+
+
+def _acquire(lock: Any, deadline: Optional[float]) -> None:
+    """Take ``lock``, waiting until ``deadline`` at most (:class:`WebSocketTimeout` then)."""
+    if deadline is None:
+        lock.acquire()
+    elif not lock.acquire(timeout=max(deadline - time.monotonic(), 0)):
+        raise WebSocketTimeout("send() timed out waiting for another sender")

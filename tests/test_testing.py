@@ -88,6 +88,27 @@ def test_recording_server_can_reply_and_broadcast(ws_client: ClientFactory) -> N
         assert first.recv(timeout=10) == "all" and second.recv(timeout=10) == "all"
 
 
+def test_recording_server_records_json_and_pings(ws_recording_server: RecordingServer, ws_client: ClientFactory) -> None:
+    ws = ws_client(ws_recording_server)
+    ws.send_json({"temp": 21.5})
+    assert ws.ping(b"beat").wait(10)
+    ws.send("not json")
+    assert ws_recording_server.wait_for_pings(1) == [b"beat"]
+    with pytest.raises(simplews.InvalidMessage, match="not JSON"):
+        ws_recording_server.wait_for_json(2)
+    assert ws_recording_server.wait_for_json(1) == [{"temp": 21.5}]
+
+
+def test_recording_server_shuts_down_with_a_chosen_code(ws_client: ClientFactory) -> None:
+    server = RecordingServer()
+    ws = ws_client(server)
+    server.wait_for_connections(1)
+    server.shutdown(code=1012, reason="restart")
+    with pytest.raises(simplews.ConnectionClosed) as info:
+        ws.recv(timeout=10)
+    assert (info.value.code, info.value.reason) == (1012, "restart")
+
+
 def test_recording_server_wait_times_out_with_what_arrived(ws_recording_server: RecordingServer, ws_client: ClientFactory) -> None:
     ws_client(ws_recording_server).send("only one")
     ws_recording_server.wait_for_messages(1)

@@ -54,8 +54,14 @@ def exchange(url: str) -> List[Union[str, bytes]]:
             ws.send(b"\x00\x01")
             replies.append(ws.recv(timeout=5))
             replies.append(ws.recv(timeout=5))
-            pong = ws.ping()
-            pong.wait(5)
+            pong: simplews.PingWaiter = ws.ping()
+            rtt: Optional[float] = pong.wait(5)
+            print(rtt, ws.latency, ws.buffered_amount)
+            ws.send_json({"readings": [1, 2]}, timeout=5)
+            print(ws.recv_json(timeout=5), ws.recv(timeout=5, decode=False))
+            ws.send((chunk for chunk in (b"big", b"file")), compress=False)
+            size = sum(len(piece) for piece in ws.recv_streaming(timeout=5, max_size=None))
+            print(size, ws.wait_closed(0.1))
             ws.close(simplews.CloseCode.GOING_AWAY, "done")
             print(ws.close_code, ws.close_reason, ws.closed)
     except simplews.InvalidURI as exc:
@@ -90,6 +96,8 @@ def exchange(url: str) -> List[Union[str, bytes]]:
         print("our mistake", exc)
     except simplews.ProtocolError as exc:
         print("protocol", exc)
+    except simplews.InvalidMessage as exc:
+        print("not the message we wanted", exc.message)
     except simplews.ConnectionClosedOK as exc:
         print("closed normally", exc.code)
     except simplews.ConnectionClosedError as exc:
@@ -108,6 +116,8 @@ def stream(url: str) -> simplews.Client:
         on_message=lambda ws, message: print(message),
         on_close=on_close,
         on_error=on_error,
+        on_ping=lambda ws, payload: print("ping", payload),
+        on_pong=lambda ws, payload: print("pong", payload),
         reconnect=True,
         options=simplews.ClientOptions(ping_interval=20, open_timeout=5),
     )
