@@ -50,9 +50,16 @@ def read_head(sock: socket.socket, limit: int = 65536) -> Tuple[bytes, bytes]:
         buf += chunk
 
 
-def raw_client(url: str, *, timeout: float = 10.0, path: str = "/") -> Tuple[socket.socket, bytes]:
-    """Connect and finish the opening handshake by hand; return the socket and leftover bytes."""
-    sock = socket.create_connection(address(url), timeout=timeout)
+def raw_client(url: str, *, timeout: float = 10.0, path: str = "/", rcvbuf: Optional[int] = None) -> Tuple[socket.socket, bytes]:
+    """Connect and finish the opening handshake by hand; return the socket and leftover bytes.
+
+    ``rcvbuf`` is set before connecting, so that the TCP window the peer sees is small from the start.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(timeout)
+    sock.connect(address(url))
     sock.sendall(upgrade_request(path=path))
     head, leftover = read_head(sock)
     assert head.startswith(b"HTTP/1.1 101"), head
