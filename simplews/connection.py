@@ -118,10 +118,11 @@ class Connection:
     def _open(self, greeting: bytes = b"", leftover: bytes = b"") -> None:
         """Start: send ``greeting`` (a server's 101) before anything else, then take ``leftover``."""
         self._writer.open(greeting)
-        scheduler.register(self)
-        self._schedule(self._next_wake(time.monotonic()))
-        if leftover:
-            self._reader.process(leftover)
+        with self._reader.role:  # the scheduler reads as soon as it knows us: what it reads comes after leftover
+            scheduler.register(self)
+            self._schedule(self._next_wake(time.monotonic()))
+            if leftover:
+                self._reader.process(leftover)
         self._writer.flush()
 
     # --- public API -------------------------------------------------------------------
