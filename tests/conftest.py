@@ -1,21 +1,26 @@
-"""Shared fixtures: servers on port 0, and a check that no thread of ours leaks."""
+"""Shared fixtures: servers on port 0, a Redis of the test's own, and a check that no thread of ours leaks."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Iterator, List
 
 import pytest
+import services
 from helpers import our_threads, wait_for
+from redis_server import RedisServer, require_redis
 
 import simplews
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Load the simplews pytest plugin when an install predating its entry point left it out."""
+    """Load the simplews plugin if an install predating its entry point left it out, and the services plugin."""
     if not config.pluginmanager.has_plugin("simplews"):
         import simplews.testing
 
         config.pluginmanager.register(simplews.testing, "simplews")
+    if not config.pluginmanager.has_plugin("simplews-services"):
+        config.pluginmanager.register(services, "simplews-services")
 
 
 @pytest.fixture(autouse=True)
@@ -61,3 +66,17 @@ def no_environment_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own on a free port of 127.0.0.1, no persistence; stopped after.
+
+    Skips without redis-server or the redis extra (a failure under CI: see ``services.py``).
+    """
+    server = RedisServer(require_redis(), tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
