@@ -144,10 +144,11 @@ class Connection(Messages):
         self._writer.open(greeting)
         if self._closed.done:
             return  # the greeting could not be sent
-        scheduler.register(self)
-        self._schedule(self._next_wake(time.monotonic()))
-        if leftover:
-            self._reader.process(leftover)
+        with self._reader.role:  # the scheduler reads as soon as it knows us: what it reads comes after leftover
+            scheduler.register(self)
+            self._schedule(self._next_wake(time.monotonic()))
+            if leftover:
+                self._reader.process(leftover)
         self._writer.flush()
 
     # --- public API -------------------------------------------------------------------
@@ -429,14 +430,13 @@ class Connection(Messages):
         self._next_tick = None
         if self._closed.done:
             return None
-        options, stream = self.options, self.stream
+        stream = self.stream
         if self._close_deadline is not None and now >= self._close_deadline:
             self.logger.debug("%r: close timeout reached; aborting", self)
             self._terminate()
             return None
-        since = self._reader.deferred_since
-        if since is not None and self.protocol.failure_deferred and now - since >= (options.close_timeout or IDLE_AFTER):
-            self._reader.release_failure()  # nobody takes the earlier messages: fail now
+        if self._reader.failure_due(now):
+            self._reader.release_failure()  # the earlier messages were taken, or nobody takes them: fail now
         writer = self._writer
         if writer.window is not None and stream.busy_since is None and not writer.deferred:
             writer.window = None  # the broadcasts that waited went out
@@ -480,5 +480,5 @@ class Connection(Messages):
         if not self._watching & READ and not reader.role.locked():
             due.append(reader.left_at + IDLE_AFTER)
         if reader.deferred_since is not None and self.protocol.failure_deferred:
-            due.append(reader.deferred_since + (self.options.close_timeout or IDLE_AFTER))
+            due.append(reader.failure_at())
         return max(min(due), now + 0.001) if due else None

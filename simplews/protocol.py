@@ -550,10 +550,11 @@ class Protocol:
 
     def _eof(self) -> None:
         """The transport reached end of stream."""
-        self.state = State.CLOSED
-        self.failure_deferred = False
         self._pending.clear()
         self._pongs = []
+        # a peer that ended its side may still read: it hears why the connection failed
+        self.release_failure()
+        self.state = State.CLOSED
 
     # --- sending --------------------------------------------------------------------
 

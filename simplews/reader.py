@@ -41,6 +41,8 @@ class Reader:
         self.left_at = time.monotonic() - IDLE_AFTER
         #: since when a peer's violation waits for the messages before it to be taken
         self.deferred_since: Optional[float] = None
+        #: the scheduler reads (the application may still be answering the last message)
+        self.reading_idle = False
         #: queue pings and pongs too, for the connection's ``on_ping`` / ``on_pong`` hooks
         self.hooks = False
         #: a message is being streamed: its fragments, and the pings and pongs between them, go here
@@ -136,11 +138,13 @@ class Reader:
         if not data:
             conn._terminate()
         elif protocol.failure_deferred:
-            if not self.queue:
+            now = time.monotonic()
+            if self.deferred_since is None:
+                self.deferred_since = now
+            if self.failure_due(now):
                 self.release_failure()
-            elif self.deferred_since is None:
-                self.deferred_since = time.monotonic()
-                conn._schedule(self.deferred_since + (conn.options.close_timeout or IDLE_AFTER))
+            else:
+                conn._schedule(self.failure_at())
         elif protocol.state is not State.OPEN:
             conn._arm_close_deadline()
             if protocol.failure is not None:
@@ -175,6 +179,24 @@ class Reader:
         if event.fin:
             self.streaming = self.stream_all  # what follows is queued as usual, unless every message streams
 
+    def failure_at(self) -> float:
+        """When a peer's violation held back (:meth:`failure_due`) is released at the latest."""
+        assert self.deferred_since is not None
+        return min(self.deferred_since + (self.conn.options.close_timeout or IDLE_AFTER), self.left_at + IDLE_AFTER)
+
+    def failure_due(self, now: float) -> bool:
+        """Whether the close frame of a peer's violation may go now.
+
+        Once every message before it was handed out and the application is
+        back for more, or has been away :data:`IDLE_AFTER` (it may still be
+        answering the last one); in any case after ``close_timeout``.
+        """
+        if self.deferred_since is None or not self.conn.protocol.failure_deferred:
+            return False
+        if now - self.deferred_since >= (self.conn.options.close_timeout or IDLE_AFTER):
+            return True
+        return not self.queue and (self.role.locked() and not self.reading_idle or now - self.left_at >= IDLE_AFTER)
+
     def release_failure(self) -> None:
         """Send the close frame of a peer's violation held back until earlier messages were handed out."""
         conn = self.conn
@@ -190,6 +212,7 @@ class Reader:
         if not self.role.acquire(blocking=False):
             self.left_at = time.monotonic()  # a reader is back: it reads
             return
+        self.reading_idle = True
         try:
             for _ in range(16):
                 if conn.closed or self.full():
@@ -199,6 +222,7 @@ class Reader:
                     break
                 self.process(data)
         finally:
+            self.reading_idle = False
             self.role.release()
             if conn.closed:
                 conn._release_descriptor()

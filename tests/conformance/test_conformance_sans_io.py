@@ -41,6 +41,15 @@ def test_close_during_deferred_failure_sends_the_failure_code() -> None:
     assert _close_code(proto.data_to_send()) == 1007
 
 
+def test_end_of_stream_during_a_deferred_failure_still_sends_its_close() -> None:
+    proto = _server()
+    proto.receive_data(build_frame(TEXT, b"before", mask=True) + build_frame(5, b"", mask=True))
+    assert proto.failure_deferred
+    assert proto.receive_data(b"") == []  # the peer ended its side: it can still read our close
+    assert _close_code(proto.data_to_send()) == 1002 and proto.state is State.CLOSED
+    assert proto.eof_to_send()
+
+
 def test_without_deferral_the_close_is_queued_at_once() -> None:
     proto = Protocol(False)
     proto.receive_data(build_frame(TEXT, b"ok", mask=True) + build_frame(TEXT, b"x", rsv=4, mask=True))

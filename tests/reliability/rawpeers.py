@@ -7,13 +7,15 @@ handshake, half a frame, a frame with a forged length) and then misbehave.
 from __future__ import annotations
 
 import base64
+import collections
 import os
 import socket
 import struct
 import threading
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
+import simplews
 from simplews.frames import apply_mask, encode_header
 from simplews.handshake import accept_key, find_head_end
 from simplews.protocol import Close, Message, Protocol
@@ -48,10 +50,17 @@ def read_head(sock: socket.socket, limit: int = 65536) -> Tuple[bytes, bytes]:
         buf += chunk
 
 
-def raw_client(url: str, *, timeout: float = 10.0) -> Tuple[socket.socket, bytes]:
-    """Connect and finish the opening handshake by hand; return the socket and leftover bytes."""
-    sock = socket.create_connection(address(url), timeout=timeout)
-    sock.sendall(upgrade_request())
+def raw_client(url: str, *, timeout: float = 10.0, path: str = "/", rcvbuf: Optional[int] = None) -> Tuple[socket.socket, bytes]:
+    """Connect and finish the opening handshake by hand; return the socket and leftover bytes.
+
+    ``rcvbuf`` is set before connecting, so that the TCP window the peer sees is small from the start.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(timeout)
+    sock.connect(address(url))
+    sock.sendall(upgrade_request(path=path))
     head, leftover = read_head(sock)
     assert head.startswith(b"HTTP/1.1 101"), head
     return sock, leftover
@@ -195,3 +204,35 @@ def rss_bytes() -> int:
     """Resident set size of this process."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class Observed:
+    """Callbacks of the side under test in the property tests: what each connection (by request path) saw.
+
+    A text message starting with :data:`CLOSE_NOW` makes it close with the code
+    that follows it; every other message is echoed.
+    """
+
+    CLOSE_NOW = "\x00close "
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.messages: Dict[str, List[Any]] = collections.defaultdict(list)
+        self.closes: Dict[str, List[Tuple[int, str]]] = collections.defaultdict(list)
+
+    def on_message(self, ws: simplews.Connection, message: Any) -> None:
+        with self.lock:
+            self.messages[ws.path].append(message)
+        if isinstance(message, str) and message.startswith(self.CLOSE_NOW):
+            ws.close(int(message[len(self.CLOSE_NOW) :]), "bye")
+        else:
+            ws.send(message)
+
+    def on_close(self, ws: simplews.Connection, code: int, reason: str) -> None:
+        with self.lock:
+            self.closes[ws.path].append((code, reason))
+
+
+#: the limits of both sides in the property tests: small, so that hitting them is cheap
+PROPERTY_MAX_SIZE = 64 * 1024
+PROPERTY_MAX_FRAGMENTS = 64

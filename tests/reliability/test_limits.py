@@ -14,16 +14,17 @@ import threading
 import time
 import tracemalloc
 import zlib
-from typing import Any, List, Tuple
+from typing import Any, Callable, List, Tuple
 
 import pytest
 from helpers import our_threads, wait_for
-from rawpeers import RawServer, client_frame, raw_client, read_until_close, server_frame, upgrade_request
+from rawpeers import RawServer, client_frame, raw_client, read_until_close, rss_bytes, server_frame, upgrade_request
 
 import simplews
 from simplews.handshake import MAX_HEADERS
 from simplews.listener import DEFAULT_MAX_PENDING_HANDSHAKES
-from simplews.protocol import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE
+from simplews.protocol import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, Close, Message, Pong, Protocol
+from simplews.writer import HIGH_WATER
 
 BINARY, CONT = 0x2, 0x0
 
@@ -292,6 +293,97 @@ def test_read_ahead_stops_at_the_default_queue_while_the_handler_is_busy(server_
     assert pushed < 64 << 20, pushed  # the rest waits in the kernel's buffers, not in ours
     assert_healthy(server)
     sock.close()
+
+
+# --- control frames and a peer that stops reading ------------------------------------------
+
+PING, CLOSE = 0x9, 0x8
+FLOOD = 100_000
+
+
+def ping_payload(i: int) -> bytes:
+    """The payload of ping number ``i``: its number, padded to the largest control frame."""
+    return b"%08d" % i + b"p" * 117
+
+
+@pytest.mark.timeout(180)
+def test_a_ping_flood_from_a_client_that_does_not_read_gets_coalesced_pongs(server_factory: Any) -> None:
+    """RFC 6455 5.5.3 lets a pong answer only the latest ping: the flood costs at most 16 pending
+    pongs, the connection stays up, and the newest ping is answered once the client reads."""
+    closes = Closes()
+    server = server_factory(on_message=echo, on_close=closes)
+    sock, leftover = raw_client(server.url, timeout=60, rcvbuf=4096)  # a small window: pongs back up at once
+    held: List[Tuple[int, int]] = []  # (pongs pending, bytes owed to the socket) after each burst
+    rss = rss_bytes()
+    assert wait_for(lambda: server.connections, 10)
+    (conn,) = server.connections
+    for start in range(0, FLOOD, 1000):
+        sock.sendall(b"".join(client_frame(PING, ping_payload(i)) for i in range(start, start + 1000)))
+        held.append((len(conn.protocol._pongs), conn.stream.owed))
+        if start == FLOOD // 2:
+            assert_healthy(server)  # in the middle of the flood
+    grown = rss_bytes() - rss
+    assert max(pongs for pongs, _ in held) <= 16, held
+    assert max(owed for _, owed in held) <= HIGH_WATER + 4096, held  # the writer's high-water mark, plus the pending pongs
+    assert grown < 8 << 20, grown  # 100,000 pongs would be 12.7 MB (not traced: tracing would slow the flood past send_timeout)
+    # now the client reads: the newest ping is answered, and the connection is still open
+    parser = Protocol(True, max_message_size=None)
+    events: List[Any] = parser.receive_data(leftover) if leftover else []
+
+    def read_until(done: Callable[[], bool]) -> None:
+        while not done():
+            data = sock.recv(65536)
+            assert data, f"closed after {len(events)} events"
+            events.extend(parser.receive_data(data))
+
+    newest = ping_payload(FLOOD - 1)
+    read_until(lambda: Pong(newest) in events)
+    pongs = [e.data for e in events if isinstance(e, Pong)]
+    numbers = [int(p[:8]) for p in pongs]
+    assert numbers == sorted(set(numbers))  # answers to real pings, in order, none twice
+    assert len(pongs) < FLOOD  # coalesced
+    sock.sendall(client_frame(0x1, b"still open?"))
+    read_until(lambda: Message("still open?") in events)
+    sock.sendall(client_frame(CLOSE, (1000).to_bytes(2, "big")))
+    read_until(lambda: any(isinstance(e, Close) for e in events))
+    sock.close()
+    assert [e.code for e in events if isinstance(e, Close)] == [1000]
+    assert wait_for(lambda: len(closes.codes) == 2, 10), closes.codes
+    assert [code for code, _ in closes.codes] == [1000, 1000]  # the healthy client's, and the flooder's
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_peer_that_stops_reading_hits_the_default_send_timeout(server_factory: Any) -> None:
+    """The server's send fails with 1011 once the peer took nothing for send_timeout (30 s)."""
+    outcome: List[BaseException] = []
+    started: List[float] = []
+
+    def flood(ws: simplews.Connection) -> None:
+        if ws.path != "/stuck":
+            return
+        started.append(time.monotonic())
+        try:
+            for _ in range(100_000):  # far more than any socket buffer holds
+                ws.send(b"z" * 65536)
+        except simplews.WebSocketError as exc:
+            outcome.append(exc)
+            started.append(time.monotonic())
+
+    closes = Closes()
+    server = server_factory(on_open=flood, on_message=echo, on_close=closes, compression=None)
+    sock, _ = raw_client(server.url, path="/stuck", rcvbuf=4096)
+    try:
+        assert_healthy(server)  # while the stuck connection's send is blocked
+        assert wait_for(lambda: outcome, 120), "the send never gave up"
+    finally:
+        sock.close()
+    exc = outcome[0]
+    assert isinstance(exc, simplews.ConnectionClosedError) and exc.code == 1011, exc
+    assert "send timed out" in exc.reason
+    assert started[1] - started[0] >= 25.0  # the default (30 s) decided, not a lower bound
+    assert wait_for(lambda: (1011, exc.reason) in closes.codes, 10), closes.codes
+    assert_healthy(server)
 
 
 # --- file descriptors ----------------------------------------------------------------------
