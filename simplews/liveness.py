@@ -7,7 +7,8 @@ therefore not the peer's fault, and a peer that vanished is still found out
 while one of our threads is blocked writing to it. Each timeout measures:
 
 * ``ping_timeout``: after a keepalive ping, how long the peer may show no
-  sign of life at all before the connection fails with 1011;
+  sign of life at all before the connection fails with 1011 (a sign of life
+  vouches for the peer for one ``ping_interval``: see :meth:`Liveness.silence_from`);
 * ``send_timeout``: while we wait for the peer to take our bytes, how long it
   may take none of them before the connection fails with 1011 (a peer that
   sends but does not read, or reads nothing at all);
@@ -55,6 +56,18 @@ class Liveness:
         stream = self.stream
         return max(stream.last_read, stream.last_drain)
 
+    def silence_from(self, interval: float) -> float:
+        """From when an unanswered ping counts the peer's silence.
+
+        From the ping, or from ``ping_interval`` after the peer's last sign of
+        life if that is later: the kernel reports a slow reader's progress only
+        in bursts (here, about once a second), so a sign of life vouches for the
+        peer for one interval. A peer that went silent is therefore found out
+        within ``ping_interval + ping_timeout`` of its last sign of life, and
+        never sooner than ``ping_timeout`` after a ping.
+        """
+        return max(self.ping_at, self.last_sign_of_life() + interval)
+
     def judge(self, now: float, state: State, window: Optional[float]) -> Verdict:
         """What the connection's ``state`` calls for at ``now`` (``window``: a broadcast waits)."""
         options, stream = self.options, self.stream
@@ -66,9 +79,8 @@ class Liveness:
             if window is not None and stalled >= window:
                 return Verdict.TOO_SLOW
         if options.ping_interval and state is not State.CLOSED:
-            if self.awaiting is not None:
-                silent = now - max(self.ping_at, self.last_sign_of_life())
-                if options.ping_timeout is not None and silent >= options.ping_timeout:
+            if self.awaiting is not None and options.ping_timeout is not None:
+                if now - self.silence_from(options.ping_interval) >= options.ping_timeout:
                     return Verdict.DEAD
             elif state is State.OPEN and now - self.ping_at >= options.ping_interval:
                 return Verdict.PING
@@ -81,7 +93,7 @@ class Liveness:
         if options.ping_interval and state is not State.CLOSED:
             if self.awaiting is not None:
                 if options.ping_timeout is not None:
-                    due.append(max(self.ping_at, self.last_sign_of_life()) + options.ping_timeout)
+                    due.append(self.silence_from(options.ping_interval) + options.ping_timeout)
             elif state is State.OPEN:
                 due.append(self.ping_at + options.ping_interval)
         busy = stream.busy_since

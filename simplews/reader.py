@@ -37,8 +37,8 @@ class Reader:
         self.role = threading.Lock()
         # created on the first queued message: an idle connection does not pay for a deque
         self.queue: Deque[Union[str, bytes]] = _NO_QUEUE
-        #: when the reader role was last released
-        self.left_at = time.monotonic()
+        #: when the reader role was last released (a new connection counts as unread from the start)
+        self.left_at = time.monotonic() - IDLE_AFTER
         #: since when a peer's violation waits for the messages before it to be taken
         self.deferred_since: Optional[float] = None
 

@@ -36,9 +36,8 @@ FOREVER = 86400.0
 # threshold: larger reads map and unmap memory on every call.
 _MIN_READ = 512
 _MAX_READ = 64 * 1024
-_HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
-#: a writer waiting for the peer wakes this often, to tell that it waits (see ``busy_since``)
-_WRITE_SLICE = 1.0
+#: a writer waiting for the peer looks this often whether the kernel takes a few bytes again
+_WRITE_SLICE = 0.25
 
 
 def _nothing() -> None:
@@ -53,8 +52,8 @@ class Stream:
         self.sock = sock
         # a second socket object on the same descriptor, for the writer: detached, never closed, at the end
         self._wsock = socket.socket(sock.family, sock.type, sock.proto, fileno=sock.fileno())
-        self._wsock.settimeout(FOREVER)
-        self._rtimeout = self._wtimeout = FOREVER
+        self._wsock.settimeout(0.0)  # writes are first tried without waiting
+        self._rtimeout, self._wtimeout = FOREVER, 0.0
         self._layers: List[TLS] = []
         self._lock = threading.Lock()  # TLS objects and the owed bytes
         self._owed: Deque[memoryview] = collections.deque()
@@ -65,6 +64,7 @@ class Stream:
         self.last_read = self.last_drain = time.monotonic()
         #: since when a write waits for the peer to take bytes (``None``: nothing waits)
         self.busy_since: Optional[float] = None
+        self._refused = False  # the kernel refused bytes since it last took some
         #: called when a write starts waiting for the peer (the connection times the wait)
         self.backlog_started: Callable[[], None] = _nothing
         self.closed = False
@@ -227,83 +227,87 @@ class Stream:
 
     def _backlog(self) -> None:
         """The kernel is full: a write waits for the peer from now on, unless one already does."""
+        self._refused = True
         if self.busy_since is None:
             self.busy_since = time.monotonic()
             self.backlog_started()
-
-    def _sent(self, sent: int, wanted: int) -> None:
-        """Keep count of the peer's progress: it drains our backlog whenever the kernel takes bytes again."""
-        if self.busy_since is not None:
-            self.last_drain = time.monotonic()
-        if sent < wanted:
-            self._backlog()
 
     def _set_wtimeout(self, timeout: float) -> None:
         if timeout != self._wtimeout:
             self._wsock.settimeout(timeout)
             self._wtimeout = timeout
 
+    def _send_some(self, view: Any, deadline: Optional[float]) -> int:
+        """Send what the kernel takes of ``view`` now, or wait for room until ``deadline``.
+
+        The kernel reports room only once a third of its buffer is free; a
+        slow reader frees less between our looks. So while we wait, a write is
+        also tried every :data:`_WRITE_SLICE` seconds without waiting: any byte
+        it takes shows the peer is reading (:attr:`last_drain`).
+        """
+        wsock = self._wsock
+        if self.busy_since is None:
+            self._set_wtimeout(0.0)
+            try:
+                return wsock.send(view)
+            except (BlockingIOError, InterruptedError):
+                self._backlog()
+        while True:
+            timeout = _WRITE_SLICE if deadline is None else min(deadline - time.monotonic(), _WRITE_SLICE)
+            if timeout <= 0:
+                raise WebSocketTimeout("timed out sending")
+            self._set_wtimeout(timeout)
+            try:
+                return wsock.send(view)
+            except socket.timeout:
+                pass
+            self._set_wtimeout(0.0)
+            try:
+                return wsock.send(view)
+            except (BlockingIOError, InterruptedError):
+                pass
+
+    def _sent(self, sent: int, wanted: int) -> None:
+        """Keep count of the peer's progress: the kernel taking bytes after it refused some shows the peer reads."""
+        if self._refused:
+            self._refused = False
+            self.last_drain = time.monotonic()
+        if sent < wanted:
+            self._backlog()
+
     def _send_direct(self, buffers: Sequence[Any], deadline: Optional[float]) -> None:
         """The common case, nothing owed and no TLS: write the caller's buffers without copying them."""
-        if len(buffers) > 1 and _HAS_SENDMSG and deadline is None:
-            self._set_wtimeout(_WRITE_SLICE)
-            try:
-                sent = self._wsock.sendmsg(buffers)
-            except socket.timeout:
-                sent = 0
-            total = sum(len(memoryview(b).cast("B")) for b in buffers)
-            self._sent(sent, total)
-            if sent == total:
-                return
-            with self._lock:  # the rest, in order
-                for buf in buffers:
-                    view = memoryview(buf).cast("B")
-                    if sent >= len(view):
-                        sent -= len(view)
-                        continue
-                    self._owe(view[sent:])
-                    sent = 0
-            self._drain(deadline)
-            return
         for index, buf in enumerate(buffers):
-            view = memoryview(buf).cast("B")
-            while view:
-                timeout = _WRITE_SLICE if deadline is None else min(deadline - time.monotonic(), _WRITE_SLICE)
-                if timeout <= 0:
+            view = buf
+            while True:
+                try:
+                    sent = self._send_some(view, deadline)
+                except WebSocketTimeout:
                     with self._lock:
                         self._owe(view)
                         for rest in buffers[index + 1 :]:
                             self._owe(rest)
-                    raise WebSocketTimeout("timed out sending")
-                self._set_wtimeout(timeout)
-                try:
-                    sent = self._wsock.send(view)
-                except socket.timeout:
-                    self._backlog()
-                    continue
-                self._sent(sent, len(view))
-                view = view[sent:]
+                    raise
+                size = len(view)
+                self._sent(sent, size)
+                if sent == size:
+                    break
+                view = memoryview(view).cast("B")[sent:]
 
     def _drain(self, deadline: Optional[float]) -> None:
         """Send what is owed until nothing is (``deadline`` 0.0: only what goes without waiting)."""
         owed = self._owed
         while owed:
+            head = owed[0]
             if deadline == 0.0:
                 self._set_wtimeout(0.0)
+                try:
+                    sent = self._wsock.send(head)
+                except (BlockingIOError, InterruptedError):
+                    self._backlog()
+                    raise WebSocketTimeout("the kernel takes no more now") from None
             else:
-                timeout = _WRITE_SLICE if deadline is None else deadline - time.monotonic()
-                if timeout <= 0:
-                    raise WebSocketTimeout("timed out sending")
-                self._set_wtimeout(min(timeout, _WRITE_SLICE))
-            head = owed[0]
-            try:
-                sent = self._wsock.send(head)
-            except (BlockingIOError, InterruptedError):
-                self._backlog()
-                raise WebSocketTimeout("the kernel takes no more now") from None
-            except socket.timeout:
-                self._backlog()
-                continue
+                sent = self._send_some(head, deadline)
             self._sent(sent, len(head))
             with self._lock:
                 self.owed -= sent
