@@ -58,8 +58,12 @@ document.getElementById("form").onsubmit = (event) => {
 MAX_MESSAGE = 4096
 
 
-def make_server(host: str = "127.0.0.1", port: int = 8000) -> simplews.Server:
-    """A chat server (not started): the page at ``/``, the room at ``/ws``."""
+def make_server(host: str = "127.0.0.1", port: int = 8000, broadcast: Optional[simplews.BroadcastBus] = None) -> simplews.Server:
+    """A chat server (not started): the page at ``/``, the room at ``/ws``.
+
+    ``broadcast``, when given, carries every line to the other processes'
+    clients too (examples/cluster_chat.py passes a RedisBroadcast).
+    """
     server: Optional[simplews.Server] = None
 
     def process_request(request: simplews.Request) -> Optional[Tuple[int, list, str]]:
@@ -76,7 +80,8 @@ def make_server(host: str = "127.0.0.1", port: int = 8000) -> simplews.Server:
             server.broadcast(message)
 
     server = simplews.Server(
-        on_message=on_message, process_request=process_request, host=host, port=port, max_message_size=MAX_MESSAGE
+        on_message=on_message, process_request=process_request, host=host, port=port, max_message_size=MAX_MESSAGE,
+        broadcast=broadcast,
     )
     return server
 

@@ -36,6 +36,10 @@ __all__ = [
     "ConnectionOptions",
     "ClientOptions",
     "ServerOptions",
+    "RedisBroadcast",
+    "BroadcastStats",
+    "BroadcastBus",
+    "FanoutStats",
     "WebSocketError",
     "InvalidURI",
     "ConnectError",
@@ -43,6 +47,7 @@ __all__ = [
     "ConnectionRefused",
     "ProxyError",
     "TLSError",
+    "RedisUnavailable",
     "WebSocketTimeout",
     "OpenTimeout",
     "InvalidHandshake",
@@ -56,6 +61,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedOK",
     "ConnectionClosedError",
+    "MissingDependency",
     "__version__",
 ]
 
@@ -74,11 +80,16 @@ _LAZY: Dict[str, str] = {
     "ConnectionOptions": "options",
     "ClientOptions": "options",
     "ServerOptions": "options",
+    "RedisBroadcast": "cluster",
+    "BroadcastStats": "cluster",
+    "BroadcastBus": "fanout",
+    "FanoutStats": "fanout",
 }
 _LAZY.update({name: "exceptions" for name in __all__ if name not in _LAZY and name != "__version__"})
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Client, connect
+    from .cluster import BroadcastStats, RedisBroadcast
     from .connection import Connection
     from .deflate import DeflateConfig
     from .exceptions import (
@@ -93,16 +104,19 @@ if TYPE_CHECKING:  # pragma: no cover
         InvalidStatus,
         InvalidURI,
         LocalProtocolError,
+        MissingDependency,
         NegotiationError,
         OpenTimeout,
         PayloadTooBig,
         ProtocolError,
         ProxyError,
+        RedisUnavailable,
         RemoteProtocolError,
         TLSError,
         WebSocketError,
         WebSocketTimeout,
     )
+    from .fanout import BroadcastBus, FanoutStats
     from .frames import CloseCode
     from .handshake import Headers, Request, Response
     from .options import ClientOptions, ConnectionOptions, ServerOptions

@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterator, List, Optional, Union
 
 from .exceptions import ConnectionClosed, ConnectionClosedOK, WebSocketTimeout
 from .handshake import Headers, Request, Response
@@ -23,6 +23,7 @@ from .liveness import Liveness, Verdict
 from .options import ConnectionOptions
 from .protocol import Protocol, State
 from .reader import IDLE_AFTER, Reader
+from .rooms import CLIENT_ROOMS, Rooms
 from .stream import Stream
 from .writer import Writer
 
@@ -41,30 +42,31 @@ logger.addHandler(logging.NullHandler())
 class _Latch:
     """A one-shot event: a single lock held until :meth:`set` (far smaller than ``threading.Event``)."""
 
-    __slots__ = ("_lock", "_set")
+    __slots__ = ("_lock", "done")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._lock.acquire()
-        self._set = False
+        #: whether :meth:`set` was called
+        self.done = False
 
     def is_set(self) -> bool:
         """Whether :meth:`set` was called."""
-        return self._set
+        return self.done
 
     def set(self) -> None:
         """Set the latch once; later calls do nothing."""
-        if not self._set:
-            self._set = True
+        if not self.done:
+            self.done = True
             self._lock.release()
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Wait until set or ``timeout``; return whether it is set."""
-        if self._set:
+        if self.done:
             return True
         if self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
             self._lock.release()
-        return self._set
+        return self.done
 
 
 class Connection:
@@ -99,13 +101,16 @@ class Connection:
         self._state_lock = threading.Lock()  # the core's state: held for in-memory work only
         self._term_lock = threading.Lock()
         self._reader = Reader(self)
-        self._writer = Writer(stream, protocol, self._state_lock, self._terminate, self._update_watch)
+        self._writer = Writer(stream, protocol, self._state_lock, self._terminate, self._writer_left)
         self._closed = _Latch()
         self._closing = False
         self._close_deadline: Optional[float] = None
         self._pings: Dict[bytes, Any] = {}
         self._liveness = Liveness(options, stream, self._reader.left_at)
         self._watching = 0
+        self._rooms: Rooms = CLIENT_ROOMS  # a server sets its own before the connection opens
+        #: the rooms this connection is in (see :meth:`join`); always empty on a client
+        self.rooms: FrozenSet[str] = frozenset()
         self._next_tick: Optional[float] = None
         try:
             self.remote_address: Any = stream.sock.getpeername()
@@ -118,6 +123,8 @@ class Connection:
     def _open(self, greeting: bytes = b"", leftover: bytes = b"") -> None:
         """Start: send ``greeting`` (a server's 101) before anything else, then take ``leftover``."""
         self._writer.open(greeting)
+        if self._closed.done:
+            return  # the greeting could not be sent
         scheduler.register(self)
         self._schedule(self._next_wake(time.monotonic()))
         if leftover:
@@ -155,17 +162,17 @@ class Connection:
     @property
     def closed(self) -> bool:
         """Whether the connection is fully closed (transport gone)."""
-        return self._closed.is_set()
+        return self._closed.done
 
     @property
     def close_code(self) -> Optional[int]:
         """The close code once closed (1006 if the connection dropped), else ``None``."""
-        return self.protocol.close_code if self._closed.is_set() else None
+        return self.protocol.close_code if self._closed.done else None
 
     @property
     def close_reason(self) -> Optional[str]:
         """The close reason once closed, else ``None``."""
-        return self.protocol.close_reason if self._closed.is_set() else None
+        return self.protocol.close_reason if self._closed.done else None
 
     def send(self, message: Union[str, bytes, bytearray, memoryview], *, text: Optional[bool] = None) -> None:
         """Send a message: ``str`` as text, bytes-like as binary.
@@ -227,10 +234,18 @@ class Connection:
         ``max_queue``). After it returns the socket is closed and no thread of
         the connection is left.
         """
-        if self._closed.is_set():
+        if self._closed.done:
             return
         self._start_close(code, reason)
         self._wait_closed(self.options.close_timeout if timeout is None else timeout)
+
+    def join(self, room: str) -> None:
+        """Join ``room`` (server side): ``server.broadcast(message, room=room)`` reaches this connection until it leaves or ends."""
+        self._rooms.join(self, room)
+
+    def leave(self, room: str) -> None:
+        """Leave ``room`` (nothing happens if this connection is not in it)."""
+        self._rooms.leave(self, room)
 
     def __enter__(self) -> Connection:
         return self
@@ -258,7 +273,7 @@ class Connection:
 
     def _watch_now(self) -> None:
         """Let the scheduler read at once if nobody is reading (a pong is expected)."""
-        if not self._reader.role.locked() and not self._closed.is_set():
+        if not self._reader.role.locked() and not self._closed.done:
             self._reader.left_at = time.monotonic() - IDLE_AFTER
             self._update_watch()
 
@@ -270,7 +285,8 @@ class Connection:
         """
         if self._closing or not self._writer.offer(message, text, frames, window):
             return False
-        self._schedule(time.monotonic() + window)
+        if self._writer.window is not None:  # part of it waits for the peer
+            self._schedule(time.monotonic() + window)
         return True
 
     def _backlog_started(self) -> None:
@@ -283,7 +299,7 @@ class Connection:
 
     def _start_close(self, code: Optional[int], reason: str) -> None:
         """Queue our close frame and write it when the writer role allows, without waiting for the answer."""
-        if self._closed.is_set():
+        if self._closed.done:
             return
         with self._state_lock:
             self.protocol.send_close(code, reason)  # raises for a bad code, before anything changes
@@ -295,24 +311,24 @@ class Connection:
     def _wait_closed(self, timeout: Optional[float]) -> None:
         """Finish the close handshake: read until the end of the stream, or force it at ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._closed.is_set():
+        while not self._closed.done:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
             reader = self._reader
             if reader.role.acquire(timeout=0.05 if left is None else min(0.05, left)):
                 try:
-                    while not self._closed.is_set():
+                    while not self._closed.done:
                         reader.process(self.stream.read(deadline))
                 except WebSocketTimeout:
                     break
                 finally:
                     reader.role.release()
-                    if self._closed.is_set():
+                    if self._closed.done:
                         self._release_descriptor()
             else:
                 self._closed.wait(0.05 if left is None else min(0.05, left))
-        if not self._closed.is_set():
+        if not self._closed.done:
             self.logger.debug("%r: close timed out; aborting", self)
             self._terminate()
 
@@ -334,7 +350,7 @@ class Connection:
     def _terminate(self) -> None:
         """End the transport once and for all; wake every thread blocked on it."""
         with self._term_lock:
-            if self._closed.is_set():
+            if self._closed.done:
                 return
             with self._state_lock:
                 if self.protocol.state is not State.CLOSED:
@@ -379,10 +395,17 @@ class Connection:
             self._writer.flush()
         self._update_watch()
 
+    def _writer_left(self) -> None:
+        """The writer role was released: close the descriptor if the connection ended meanwhile, else watch."""
+        if self._closed.done:
+            self._release_descriptor()
+        else:
+            self._update_watch()
+
     def _update_watch(self) -> None:
         """Watch for data while nobody reads, and for room while bytes are owed and nobody writes."""
         events = 0
-        if not self._closed.is_set():
+        if not self._closed.done:
             if self._reader.idle(time.monotonic()):
                 events |= READ
             if self.stream.owed and not self._writer.role.locked():
@@ -403,7 +426,7 @@ class Connection:
 
     def _deadlines(self, now: float) -> Optional[float]:
         """Act on what is due; return when to look again."""
-        if self._closed.is_set():
+        if self._closed.done:
             return None
         options, stream = self.options, self.stream
         if self._close_deadline is not None and now >= self._close_deadline:

@@ -8,7 +8,8 @@ Every exception a user can catch derives from :class:`WebSocketError`::
     │   ├── HostNotFound            DNS lookup failed
     │   ├── ConnectionRefused       nothing listens at the address
     │   ├── ProxyError              the HTTP proxy refused or failed the CONNECT
-    │   └── TLSError                TLS handshake or certificate verification failed
+    │   ├── TLSError                TLS handshake or certificate verification failed
+    │   └── RedisUnavailable        RedisBroadcast.start() could not reach Redis
     ├── WebSocketTimeout            an operation ran out of time (also a TimeoutError)
     │   └── OpenTimeout             TCP + TLS + handshake exceeded ``open_timeout``
     ├── InvalidHandshake            the HTTP upgrade failed
@@ -19,9 +20,10 @@ Every exception a user can catch derives from :class:`WebSocketError`::
     │   ├── LocalProtocolError      our caller asked for something the RFC forbids
     │   └── RemoteProtocolError     the peer broke the RFC (carries the close code)
     │       └── PayloadTooBig       a message exceeded ``max_message_size`` (1009)
-    └── ConnectionClosed            the connection is closed (carries code and reason)
-        ├── ConnectionClosedOK      closed with 1000 or 1001
-        └── ConnectionClosedError   closed with any other code, or without a close frame
+    ├── ConnectionClosed            the connection is closed (carries code and reason)
+    │   ├── ConnectionClosedOK      closed with 1000 or 1001
+    │   └── ConnectionClosedError   closed with any other code, or without a close frame
+    └── MissingDependency           an optional extra is not installed (also an ImportError)
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "ConnectionRefused",
     "ProxyError",
     "TLSError",
+    "RedisUnavailable",
     "WebSocketTimeout",
     "OpenTimeout",
     "InvalidHandshake",
@@ -49,6 +52,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedOK",
     "ConnectionClosedError",
+    "MissingDependency",
 ]
 
 
@@ -78,6 +82,14 @@ class ProxyError(ConnectError):
 
 class TLSError(ConnectError):
     """The TLS handshake failed, for example on certificate verification."""
+
+
+class RedisUnavailable(ConnectError):
+    """Redis could not be reached (or refused us) when a :class:`~simplews.RedisBroadcast` started.
+
+    The message names the URL with any password masked. Later outages raise nothing:
+    they are logged, counted and recovered from.
+    """
 
 
 class WebSocketTimeout(WebSocketError, TimeoutError):
@@ -170,3 +182,10 @@ class ConnectionClosedOK(ConnectionClosed):
 
 class ConnectionClosedError(ConnectionClosed):
     """The connection closed with an error code or without a close handshake."""
+
+
+class MissingDependency(WebSocketError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it.
+
+    For example ``pip install 'simplews[redis]'`` for :class:`~simplews.RedisBroadcast`.
+    """

@@ -51,7 +51,11 @@ class Reader:
             except IndexError:  # another thread took it
                 pass
             else:
-                self.left()
+                # left(), minus what only a reader that held the role needs
+                when = self.left_at = time.monotonic()
+                conn = self.conn
+                if conn._next_tick is None or when + IDLE_AFTER < conn._next_tick:
+                    conn._schedule(when + IDLE_AFTER)
                 return message
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self.role.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
@@ -63,7 +67,7 @@ class Reader:
                 queue = self.queue
                 if queue:
                     return queue.popleft()
-                if conn.closed:
+                if conn._closed.done:
                     raise protocol.closed_exception()
                 if protocol.failure_deferred:  # every earlier message was handed out
                     self.release_failure()
@@ -143,11 +147,12 @@ class Reader:
     def left(self) -> None:
         """The reader role was released: if nobody takes it again soon, the scheduler reads."""
         now = self.left_at = time.monotonic()
+        when = now + IDLE_AFTER
         conn = self.conn
-        if conn.closed:
+        if conn._closed.done:
             conn._release_descriptor()
-        else:
-            conn._schedule(now + IDLE_AFTER)
+        elif conn._next_tick is None or when < conn._next_tick:
+            conn._schedule(when)
 
     def idle(self, now: float) -> bool:
         """Whether nobody reads and the queue has room: the scheduler should watch for data."""

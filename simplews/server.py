@@ -26,7 +26,7 @@ from .listener import Listener
 from .options import DEFAULT_THREAD_STACK_SIZE, ServerOptions
 from .protocol import Protocol
 from .stream import Stream, read_head
-from .transport import discard
+from .transport import discard, new_unix_socket
 from .upgrade import ServerPolicy
 
 __all__ = ["Server", "serve", "DEFAULT_THREAD_STACK_SIZE"]
@@ -59,6 +59,10 @@ class Server:
     with a :class:`~simplews.Response` or ``(status, headers, body)`` instead
     (health checks, pages, 401/403); if it raises, the client gets a 500. A
     plain GET without ``Upgrade`` gets 426.
+
+    ``broadcast=`` (or :meth:`attach`) joins this server's broadcasts to other
+    servers' through a bus such as :class:`~simplews.RedisBroadcast`, which the
+    server starts with itself and stops at :meth:`shutdown`.
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class Server:
         on_close: Optional[OnClose] = None,
         on_error: Optional[OnError] = None,
         options: Optional[ServerOptions] = None,
+        broadcast: Optional[fanout.BroadcastBus] = None,
         **kwargs: Any,
     ) -> None:
         self.options = opts = ServerOptions.build("Server", kwargs, options)
@@ -86,6 +91,9 @@ class Server:
         self._started = False
         self._stopping = threading.Event()
         self._stopped = threading.Event()
+        self._fanout = fanout.Fanout(lambda: self.connections)
+        if broadcast is not None:
+            self._fanout.attach(broadcast, start=False)
         self.socket = opts.sock if opts.sock is not None else _bind(opts.host, opts.port, opts.unix_socket, opts.backlog)
         if opts.sock is not None:
             opts.sock.listen(opts.backlog)
@@ -139,6 +147,7 @@ class Server:
                 return self
             if self._stopping.is_set():
                 raise RuntimeError("server was shut down")
+            self._fanout.start()  # raises (e.g. RedisUnavailable) before anything is accepted
             self._started = True
             self._listener.start()
         logger.info("listening on %s", self.url)
@@ -189,6 +198,7 @@ class Server:
         wait = self.options.close_timeout if timeout is None else timeout
         deadline = time.monotonic() + (wait if wait is not None else 3600.0)
         self._listener.stop()
+        self._fanout.stop(5.0)  # no broadcast from other servers arrives while connections close
         if self.unix_socket is not None:
             try:
                 os.unlink(self.unix_socket)
@@ -226,25 +236,51 @@ class Server:
         self,
         message: Union[str, bytes, bytearray, memoryview],
         *,
+        room: Optional[str] = None,
         connections: Optional[Iterable[Connection]] = None,
         exclude: Optional[Iterable[Connection]] = None,
         text: Optional[bool] = None,
         timeout: Optional[float] = fanout.DEFAULT_BROADCAST_TIMEOUT,
     ) -> int:
-        """Send ``message`` to every open connection (or those in ``connections``) but ``exclude``.
+        """Send ``message`` to every open connection, or those in ``room`` or in ``connections``, but ``exclude``.
 
-        Returns how many connections took it, at once: nothing here waits for
-        any client. The message is encoded once (per compression setting) and
-        written to each client as soon as its socket takes it, after a message
-        another thread is sending it, if any. A client that takes nothing for
-        ``timeout`` seconds while it is owed a broadcast is too slow: it is
-        closed with 1008. One that already owes a lot, or is closing, is
-        skipped and not counted. A message that cannot be sent at all (a wrong
-        type) raises ``TypeError`` before anything is sent.
+        Returns how many connections of this server took it, at once: nothing
+        here waits for any client. The message is encoded once (per
+        compression setting) and written to each client as soon as its socket
+        takes it, after a message another thread is sending it, if any. A
+        client that takes nothing for ``timeout`` seconds while it is owed a
+        broadcast is too slow: it is closed with 1008. One that already owes a
+        lot, or is closing, is skipped and counted (:attr:`broadcast_stats`).
+        A message that cannot be sent at all (a wrong type, a bad room name)
+        raises ``TypeError`` or ``ValueError`` before anything is sent.
+
+        With a bus attached, the message (and ``room``) also goes to every
+        other server, whose clients (the room's members there) get it once;
+        ``exclude`` applies here only, and a broadcast to explicit
+        ``connections`` stays here. Publishing waits for Redis, at most about
+        three times its ``timeout``; when it fails the broadcast is dropped
+        for the other servers, counted and logged, and this server's clients
+        still get it.
         """
-        skip = set(exclude or ())
-        targets = self.connections if connections is None else list(connections)
-        return fanout.broadcast([c for c in targets if c not in skip], message, text=text, timeout=timeout)
+        return self._fanout.broadcast(message, room=room, connections=connections, exclude=exclude, text=text, timeout=timeout)
+
+    def attach(self, broadcast: fanout.BroadcastBus) -> None:
+        """Broadcast through ``broadcast`` (e.g. a :class:`~simplews.RedisBroadcast`) too; started now if the server runs."""
+        with self._lock:
+            if self._stopping.is_set():
+                raise RuntimeError("server was shut down")
+            started = self._started
+        self._fanout.attach(broadcast, start=started)
+
+    @property
+    def broadcast_stats(self) -> fanout.FanoutStats:
+        """What this server's broadcasts did so far (see :class:`~simplews.FanoutStats`)."""
+        return self._fanout.stats
+
+    @property
+    def rooms(self) -> List[str]:
+        """The rooms that have members among this server's connections, sorted."""
+        return self._fanout.rooms.names()
 
     # --- accepting ----------------------------------------------------------------------
 
@@ -303,6 +339,7 @@ class Server:
                 run_connection(conn, handler)
             finally:
                 conn._terminate()  # no-op after a clean close; never leave a socket behind
+                self._fanout.rooms.leave_all(conn)
                 with self._lock:
                     self._connections.discard(conn)
         except Exception:
@@ -340,6 +377,7 @@ class Server:
                 extension=accepted.extension,
             )
             conn = Connection(stream, protocol, self._connection_options, request=request, subprotocol=accepted.subprotocol)
+            conn._rooms = self._fanout.rooms
             with self._lock:
                 if self._stopping.is_set():
                     raise InvalidHandshake("server shutting down", status=503)
@@ -384,14 +422,15 @@ def serve(handler: Any = None, **kwargs: Any) -> Server:
 def _bind(host: Optional[str], port: int, unix_socket: Optional[str], backlog: int) -> socket.socket:
     """Create the listening socket (TCP with SO_REUSEADDR, dual-stack for ``::``, or Unix)."""
     if unix_socket is not None:
-        family = getattr(socket, "AF_UNIX", None)
-        if family is None:
-            raise ValueError("unix_socket: Unix sockets are not available on this platform")
-        if os.path.exists(unix_socket):
-            os.unlink(unix_socket)
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.bind(unix_socket)
-        sock.listen(backlog)
+        sock = new_unix_socket()
+        try:
+            if os.path.exists(unix_socket):
+                os.unlink(unix_socket)
+            sock.bind(unix_socket)
+            sock.listen(backlog)
+        except BaseException:
+            sock.close()
+            raise
         return sock
     if host in (None, "", "::") and socket.has_dualstack_ipv6():
         return socket.create_server(("::", port), family=socket.AF_INET6, backlog=backlog, reuse_port=False, dualstack_ipv6=True)

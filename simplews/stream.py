@@ -136,8 +136,11 @@ class Stream:
                 continue
             except OSError:
                 return b""
-            if not self._layers:
-                return self._got(data)
+            if not self._layers and data:  # the common case, inline
+                self.last_read = time.monotonic()
+                if len(data) >= self._rsize or self._rsize > _MIN_READ:
+                    self._got(data)
+                return data
             data = self._got(data)
             with self._lock:
                 plain = self._unwrap(data)
@@ -193,11 +196,28 @@ class Stream:
                 for buf in buffers:
                     self._owe(buf)
         else:
+            if len(buffers) == 1 and self.busy_since is None and self._wtimeout == 0.0 and not self._refused:
+                buffers = self._send_one(buffers[0])  # the common case: one frame the kernel takes at once
+                if not buffers:
+                    return
             self._send_direct(buffers, deadline)
             if not self.owed:
                 self.busy_since = None
             return
         self._drain(deadline)
+
+    def _send_one(self, buf: Any) -> Sequence[Any]:
+        """Try to send ``buf`` without waiting; return what is left of it to send."""
+        try:
+            sent = self._wsock.send(buf)
+        except (BlockingIOError, InterruptedError):
+            self._backlog()
+            return [buf]
+        size = len(buf)
+        if sent == size:
+            return ()
+        self._sent(sent, size)
+        return [memoryview(buf).cast("B")[sent:]]
 
     def commit(self, buffers: Sequence[Any]) -> None:
         """Queue ``buffers`` to be sent, in order, without sending anything (encrypted now with TLS)."""
@@ -247,7 +267,8 @@ class Stream:
         """
         wsock = self._wsock
         if self.busy_since is None:
-            self._set_wtimeout(0.0)
+            if self._wtimeout != 0.0:
+                self._set_wtimeout(0.0)
             try:
                 return wsock.send(view)
             except (BlockingIOError, InterruptedError):
@@ -289,6 +310,8 @@ class Stream:
                             self._owe(rest)
                     raise
                 size = len(view)
+                if sent == size and not self._refused:
+                    break
                 self._sent(sent, size)
                 if sent == size:
                     break

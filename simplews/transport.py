@@ -35,7 +35,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .options import ClientOptions
 
-__all__ = ["Cancel", "shutdown", "discard", "open_tcp", "open_stream", "default_ssl_context", "remaining", "proxy_from_env"]
+__all__ = [
+    "Cancel", "shutdown", "discard", "open_tcp", "open_stream", "new_unix_socket",
+    "default_ssl_context", "remaining", "proxy_from_env",
+]
 
 
 class Cancel:
@@ -184,12 +187,20 @@ def _secure(stream: Stream, uri: Any, options: ClientOptions, deadline: Optional
         raise
 
 
-def _open_unix(path: str, deadline: Optional[float], cancel: Optional[Cancel]) -> socket.socket:
-    """Connect to a Unix socket (where the platform has them)."""
+def new_unix_socket() -> socket.socket:
+    """A new Unix stream socket; ``OSError`` where the platform has none (no ``socket.AF_UNIX``)."""
     family = getattr(socket, "AF_UNIX", None)
     if family is None:
-        raise ConnectError("Unix sockets are not available on this platform")
-    sock = socket.socket(family, socket.SOCK_STREAM)
+        raise OSError(errno.EAFNOSUPPORT, "Unix sockets are not available on this platform")
+    return socket.socket(family, socket.SOCK_STREAM)
+
+
+def _open_unix(path: str, deadline: Optional[float], cancel: Optional[Cancel]) -> socket.socket:
+    """Connect to a Unix socket (where the platform has them)."""
+    try:
+        sock = new_unix_socket()
+    except OSError as exc:
+        raise ConnectError(f"cannot connect to Unix socket {path}: {exc.strerror}") from exc
     try:
         if cancel is not None:
             cancel.track(sock)

@@ -34,7 +34,9 @@ class Writer:
 
     ``state_lock`` guards the core (held for in-memory work only); ``failed()``
     ends the connection after a write error; ``changed()`` is told when the
-    writer role is released, so the scheduler can watch for room to write.
+    writer role is released after a flush (the scheduler may watch for room to
+    write) or after a send that the end of the connection interrupted (the
+    descriptor may then be closed: nobody else can once the role is released).
     """
 
     def __init__(
@@ -54,14 +56,17 @@ class Writer:
 
     def open(self, greeting: bytes) -> None:
         """Send ``greeting`` (a server's 101) before anything else, then what waited for it."""
+        lost = False
         with self.role:
             try:
                 if greeting:
                     self.stream.write([greeting])
             except (OSError, WebSocketTimeout):
-                self._failed()
+                lost = True
             with self._state_lock:
                 self.opened = True
+        if lost:
+            self._failed()  # with the role released, so that the descriptor can be closed
 
     def send(self, message: Any, text: Optional[bool]) -> None:
         """Write one message with the writer role held, fragmented above ``frame_size``.
@@ -82,6 +87,8 @@ class Writer:
                             out[:0] = protocol.data_to_send()
                     self.stream.write(out)
         finally:
+            if protocol.state is State.CLOSED:
+                self._changed()  # the connection ended while we held the role: closing the descriptor is ours
             if protocol.has_pending or self.deferred:
                 self.flush()  # queued while we held the role (a close, too, when this send was refused)
 
@@ -143,17 +150,61 @@ class Writer:
         ``None`` to encode it when it is written (compression keeps the order).
         ``False`` if it cannot be taken: closing, or too much waiting already.
         """
+        protocol, stream = self.protocol, self.stream
         with self._state_lock:
-            if self.protocol.state is not State.OPEN:
+            if protocol.state is not State.OPEN:
                 return False
-            if len(self.deferred) >= MAX_DEFERRED or self.stream.owed >= MAX_OWED:
+            if len(self.deferred) >= MAX_DEFERRED or stream.owed >= MAX_OWED:
                 return False
-            self.deferred.append((message, text, frames))
+            direct = self.opened and not self.deferred and not stream.owed and not protocol.has_pending
+            if not direct:
+                self.deferred.append((message, text, frames))
+        if direct:
+            written = self._write_now(message, text, frames)
+            if written is not None:
+                return written and protocol.state is not State.CLOSED
         if self.window is None or window < self.window:
             self.window = window
         if self.opened:
             self.flush()
-        return self.protocol.state is not State.CLOSED  # not taken after all if writing showed the peer gone
+        return protocol.state is not State.CLOSED  # not taken after all if writing showed the peer gone
+
+    def _write_now(self, message: Any, text: Optional[bool], frames: Optional[List[Any]]) -> Optional[bool]:
+        """Write a broadcast at once if the writer role is free.
+
+        ``True`` once written, ``False`` if the connection turned out closing or
+        gone, ``None`` if (part of) it waits: deferred behind a busy writer, or owed.
+        """
+        protocol, stream = self.protocol, self.stream
+        if not self.role.acquire(blocking=False):
+            with self._state_lock:
+                self.deferred.append((message, text, frames))
+            return None
+        failed = False
+        try:
+            with self._state_lock:
+                if protocol.state is not State.OPEN:
+                    return False
+                if frames is None:
+                    frames = protocol.send_message(message, text=text)
+            try:
+                stream.write(frames, 0.0)
+            except WebSocketTimeout:
+                pass  # the kernel took part of it: the rest is owed
+            except OSError:
+                failed = True
+        finally:
+            self.role.release()
+        if failed:
+            self._failed()
+            return False
+        if protocol.state is State.CLOSED:
+            self._changed()  # the connection ended while we held the role: closing the descriptor is ours
+            return False
+        if stream.owed or protocol.has_pending:
+            self._changed()
+            return None
+        return True
 
     def _take_deferred(self) -> List[Any]:
         """The frames of the waiting broadcasts, encoded now (writer role held)."""

@@ -1,15 +1,18 @@
-"""Shared fixtures: servers on port 0, and a check that no thread of ours leaks."""
+"""Shared fixtures: servers on port 0, a Redis of the test's own, and a check that no thread of ours leaks."""
 
 from __future__ import annotations
 
 import os
 import platform
 import sys
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterator, List
 
 import pytest
+import services
 from helpers import our_threads, wait_for
+from redis_server import RedisServer, require_redis
 
 import simplews
 
@@ -25,11 +28,12 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Refuse to run on another interpreter than ``SIMPLEWS_EXPECT_INTERPRETER`` names; load the plugin.
+    """Refuse to run on another interpreter than ``SIMPLEWS_EXPECT_INTERPRETER`` names; load the plugins.
 
     CI and tox set ``SIMPLEWS_EXPECT_INTERPRETER`` (e.g. ``pypy-3.9``) for the environments that
     stand for a claimed Python version, so a run on the wrong interpreter fails instead of passing.
-    The plugin is registered here when an install predating its entry point left it out.
+    The simplews plugin is registered here when an install predating its entry point left it
+    out, and the services plugin.
     """
     expected = os.environ.get("SIMPLEWS_EXPECT_INTERPRETER")
     if expected and expected != running_interpreter():
@@ -39,6 +43,8 @@ def pytest_configure(config: pytest.Config) -> None:
         import simplews.testing
 
         config.pluginmanager.register(simplews.testing, "simplews")
+    if not config.pluginmanager.has_plugin("simplews-services"):
+        config.pluginmanager.register(services, "simplews-services")
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +103,17 @@ def tracemalloc() -> ModuleType:
     except ImportError:
         pytest.skip("no tracemalloc on this interpreter (PyPy): allocations cannot be traced")
     return module
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own on a free port of 127.0.0.1, no persistence; stopped after.
+
+    Skips without redis-server or the redis extra (a failure under CI: see ``services.py``).
+    """
+    server = RedisServer(require_redis(), tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()

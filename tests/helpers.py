@@ -8,9 +8,16 @@ import threading
 import time
 from typing import Any, Callable, Iterator, List, Tuple
 
+import pytest
+
 import simplews
 import simplews.cli
 import simplews.testing
+
+#: skips a test that needs Unix sockets where the platform has none (Windows, or its emulation)
+needs_unix_sockets = pytest.mark.skipif(
+    not hasattr(socket, "AF_UNIX"), reason="no Unix sockets on this platform (socket.AF_UNIX missing)"
+)
 
 
 def our_threads() -> List[threading.Thread]:

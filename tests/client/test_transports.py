@@ -9,7 +9,7 @@ import threading
 from typing import Any, Iterator, List
 
 import pytest
-from helpers import pump, wait_for
+from helpers import needs_unix_sockets, pump, wait_for
 
 import simplews
 
@@ -23,6 +23,7 @@ def sock_path() -> Iterator[str]:
         os.unlink(path)
 
 
+@needs_unix_sockets
 def test_unix_socket(sock_path: str) -> None:
     seen: List[Any] = []
 
@@ -37,6 +38,7 @@ def test_unix_socket(sock_path: str) -> None:
     assert seen == [("/feed?id=3", "localhost")]
 
 
+@needs_unix_sockets
 def test_wss_over_unix_socket(sock_path: str, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext) -> None:
     with simplews.serve(on_message=lambda ws, m: ws.send(m), unix_socket=sock_path, ssl_context=server_tls):
         with simplews.connect("wss://localhost/", unix_socket=sock_path, ssl_context=client_tls) as ws:
@@ -46,12 +48,14 @@ def test_wss_over_unix_socket(sock_path: str, server_tls: ssl.SSLContext, client
     assert server_tls.sni_names == ["localhost"]  # type: ignore[attr-defined]
 
 
+@needs_unix_sockets
 def test_missing_unix_socket_is_a_clear_error(sock_path: str) -> None:
     with pytest.raises(simplews.ConnectError) as info:
         simplews.connect("ws://localhost/", unix_socket=sock_path)
     assert sock_path in str(info.value)
 
 
+@needs_unix_sockets
 def test_unix_socket_nobody_listens_is_refused(sock_path: str) -> None:
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(sock_path)  # bound but not listening, as a crashed server leaves it
@@ -62,6 +66,7 @@ def test_unix_socket_nobody_listens_is_refused(sock_path: str) -> None:
         stale.close()
 
 
+@needs_unix_sockets
 def test_client_with_unix_socket_reconnects(sock_path: str) -> None:
     opened: List[simplews.Connection] = []
 
@@ -73,6 +78,13 @@ def test_client_with_unix_socket_reconnects(sock_path: str) -> None:
     with simplews.serve(on_message=lambda ws, m: ws.send(m), unix_socket=sock_path):
         with simplews.Client("ws://localhost/", on_open=on_open, unix_socket=sock_path, reconnect=True, reconnect_delay=0.01):
             assert wait_for(lambda: len(opened) >= 2, timeout=20)
+
+
+def test_unix_socket_where_the_platform_has_none_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(socket, "AF_UNIX", raising=False)  # as on Windows (already gone under its emulation)
+    with pytest.raises(simplews.ConnectError, match="Unix sockets are not available on this platform") as info:
+        simplews.connect("ws://localhost/", unix_socket="/tmp/simplews-none.sock")
+    assert "/tmp/simplews-none.sock" in str(info.value)
 
 
 def test_connected_socket(echo_server: simplews.Server) -> None:

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Tuple
 import pytest
 from blocks import Block, all_blocks
 from harness import ROOT, SANDBOX, Example, Runner, refusals
+from redis_server import RedisServer, require_redis
 
 import simplews
 
@@ -187,6 +188,33 @@ def readme_real_world_client(block: Block, runner: Runner) -> None:
     assert request.headers["X-Device-Id"] == "7" and request.subprotocol == "telemetry.v1"
     assert proxy.requests[0] == ("telemetry.example.com:443", _basic("proxyuser:proxypass"))
     assert not example.refused, example.report()
+
+
+@scenario('RedisBroadcast("redis://127.0.0.1:6379/0", channel_prefix="chat")')
+def readme_several_processes(block: Block, runner: Runner) -> None:
+    """The block as two processes sharing one Redis (ours, where the block says 127.0.0.1:6379)."""
+    folder = runner.tmp / "redis"
+    folder.mkdir()
+    redis = RedisServer(require_redis(), folder)
+    redis.start()
+    try:
+        resolve = {"127.0.0.1:6379": ("127.0.0.1", redis.port)}
+        one, two = runner.script(block.text, resolve=resolve), runner.script(block.text, resolve=resolve)
+        with simplews.connect(f"ws://127.0.0.1:{two.port(8001)}/") as there:
+            there.send("/join lobby")
+            there.send("there")  # back once its process counts it among its clients, in the lobby
+            assert there.recv(timeout=30) == "there"
+            with simplews.connect(f"ws://127.0.0.1:{one.port(8001)}/") as here:
+                here.send("/to lobby for the lobby")  # not for here: in no room
+                assert there.recv(timeout=30) == "for the lobby"
+                here.send("from one process to the other")
+                first = here.recv(timeout=30)  # "there" may still have been on its way to this process
+                mine = here.recv(timeout=30) if first == "there" else first
+                assert mine == there.recv(timeout=30) == "from one process to the other"
+            assert one.interrupt() == 0 and two.interrupt() == 0, one.report() + two.report()
+        assert not one.refused and not two.refused, one.report() + two.report()
+    finally:
+        redis.close()
 
 
 @scenario("simplews serve --broadcast --port 0")

@@ -99,3 +99,17 @@ def open_raw(port: int, path: str = "/", host: str = "127.0.0.1", extra: str = "
     status, _, rest = read_response(sock)
     assert status == 101
     return sock, bytearray(rest)
+
+
+def never_reading_client(port: int) -> socket.socket:
+    """A raw WebSocket client with a tiny receive buffer that will never read again."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(upgrade_request())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)  # byte by byte: nothing after the head is consumed
+    assert head.startswith(b"HTTP/1.1 101")
+    return sock

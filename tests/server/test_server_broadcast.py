@@ -12,7 +12,7 @@ from typing import Any, List, Tuple
 import pytest
 import websocket
 from helpers import wait_for
-from server_raw import open_raw, read_frame, upgrade_request
+from server_raw import never_reading_client, open_raw, read_frame
 
 import simplews
 
@@ -65,20 +65,6 @@ def test_broadcast_rejects_a_bad_message_before_sending(server_factory: Any) -> 
             server.broadcast(12345)  # type: ignore[arg-type]
         assert server.broadcast("after") == 1
         assert ws.recv(timeout=10) == "after"
-
-
-def never_reading_client(port: int) -> socket.socket:
-    """A raw WebSocket client with a tiny receive buffer that will never read again."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(10)
-    sock.connect(("127.0.0.1", port))
-    sock.sendall(upgrade_request())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)  # byte by byte: nothing after the head is consumed
-    assert head.startswith(b"HTTP/1.1 101")
-    return sock
 
 
 def check_stream(data: bytes, sent: List[bytes]) -> int:
@@ -160,17 +146,18 @@ def test_dead_client_is_skipped(server_factory: Any) -> None:
         assert wait_for(lambda: len(server.connections) == 3, timeout=20)
         dead.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         dead.close()  # reset, no close frame
-        # a broadcast only hands the message over: the reset shows when a write to the dead
-        # client fails, so it may be counted a few times first (more on a busy machine); fewer
-        # broadcasts than the clients' read-ahead queue, so that no living client falls behind
-        counts: List[int] = []
-        while len(counts) < 25 and 2 not in counts:
-            counts.append(server.broadcast("x" * 100_000))
-            time.sleep(0.2 if counts[-1] != 2 else 0)
-        counts += [server.broadcast("x" * 100_000) for _ in range(3)]
-        assert 2 in counts and set(counts[counts.index(2) :]) == {2} and set(counts) <= {2, 3}, counts
+        # until the server has seen the reset (a loaded machine may deliver it late), the
+        # dead peer's kernel buffer still takes broadcasts; after that it is skipped
+        counts = [server.broadcast("x" * 1000)]
+        for _ in range(100):
+            if counts[-1] == 2:
+                break
+            time.sleep(0.1)
+            counts.append(server.broadcast("x" * 1000))
+        counts.append(server.broadcast("x" * 1000))
+        assert counts[-2:] == [2, 2] and all(c in (2, 3) for c in counts)
         for ws in alive:
-            assert [ws.recv(timeout=10) for _ in counts] == ["x" * 100_000] * len(counts)
+            assert [ws.recv(timeout=10) for _ in counts] == ["x" * 1000] * len(counts)
     finally:
         for ws in alive:
             ws.close()

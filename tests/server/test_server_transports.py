@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import ssl
@@ -10,7 +11,7 @@ from typing import Any, Iterator, List, Tuple
 import pytest
 import trustme
 import websocket
-from helpers import wait_for
+from helpers import needs_unix_sockets, wait_for
 from server_raw import read_response
 
 import simplews
@@ -157,6 +158,7 @@ def test_dual_stack(server_factory: Any) -> None:
     assert seen == ["::ffff:127.0.0.1", "::1"]
 
 
+@needs_unix_sockets
 def test_unix_socket(server_factory: Any, tmp_path: Any) -> None:
     path = str(tmp_path / "ws.sock")
     server = server_factory(on_message=echo, unix_socket=path)
@@ -165,6 +167,14 @@ def test_unix_socket(server_factory: Any, tmp_path: Any) -> None:
         assert ws.recv(timeout=10) == "local"
     server.shutdown()
     assert not os.path.exists(path)
+
+
+def test_unix_socket_where_the_platform_has_none_is_refused_at_bind(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.delattr(socket, "AF_UNIX", raising=False)  # as on Windows (already gone under its emulation)
+    path = tmp_path / "ws.sock"
+    with pytest.raises(OSError, match="Unix sockets are not available on this platform") as info:
+        simplews.Server(on_message=echo, unix_socket=str(path))
+    assert info.value.errno == errno.EAFNOSUPPORT and not path.exists()
 
 
 def test_given_socket(server_factory: Any) -> None:

@@ -6,7 +6,7 @@ tests/test_typing.py checks it with ``mypy --strict`` and runs part of it agains
 from __future__ import annotations
 
 import json
-from typing import List, Optional, Tuple, Union
+from typing import FrozenSet, List, Optional, Tuple, Union
 
 import simplews
 
@@ -118,3 +118,34 @@ def echo_once(text: str) -> Union[str, bytes]:
     with simplews.serve(on_message=on_message, port=0) as server, simplews.connect(server.url) as ws:
         ws.send(text)
         return ws.recv(timeout=5)
+
+
+def cluster(url: str) -> Tuple[simplews.Server, simplews.RedisBroadcast]:
+    """A server whose broadcasts, to everyone or to a room, reach the other processes' clients through Redis."""
+    try:
+        broadcast = simplews.RedisBroadcast(url, channel_prefix="app", timeout=1.0)
+    except simplews.MissingDependency as exc:
+        raise SystemExit(str(exc))
+
+    def on_open(ws: simplews.Connection) -> None:
+        ws.join("lobby")
+        rooms: FrozenSet[str] = ws.rooms
+        print(rooms)
+
+    def on_room_message(ws: simplews.Connection, message: Union[str, bytes]) -> None:
+        ws.leave("lobby")
+        taken: int = server.broadcast(message, room="lobby", exclude=[ws])
+        print(taken, server.rooms)
+
+    server = simplews.Server(on_open=on_open, on_message=on_room_message, port=0, broadcast=broadcast)
+    try:
+        server.start()
+    except simplews.RedisUnavailable as exc:
+        raise SystemExit(str(exc))
+    sent: bool = broadcast.publish("hello", room=None)
+    stats: simplews.BroadcastStats = broadcast.stats
+    totals: simplews.FanoutStats = server.broadcast_stats
+    bus: simplews.BroadcastBus = broadcast
+    print(sent, stats.published + stats.delivered + stats.dropped, broadcast.connected, broadcast.instance_id, bus)
+    print(totals.published, totals.dropped, totals.received, totals.delivered, totals.skipped)
+    return server, broadcast

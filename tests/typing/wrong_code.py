@@ -20,4 +20,6 @@ def main() -> None:
     simplews.Client("ws://127.0.0.1:8765/", on_error=on_error)  # E: arg-type
     server = simplews.Server(options=simplews.ServerOptions(port="8765"))  # E: arg-type
     server.broadcast({"not": "a message"})  # E: arg-type
+    server.broadcast("hello", room=42)  # E: arg-type
+    ws.join(b"lobby")  # E: arg-type
     print(text, server.urls)  # E: attr-defined
