@@ -8,6 +8,7 @@ Build (offline, warnings are errors, as CI does)::
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any, List
@@ -70,7 +71,8 @@ def _public_signature(app: Sphinx, what: str, name: str, obj: Any, options: Any,
     if name in _MADE_FOR_YOU:
         return "", annotation
     if signature:
-        params = [p.strip() for p in _split_params(signature[1:signature.rindex(")")])]
+        # a dataclass field's default_factory shows as "<factory>", which no signature parser reads
+        params = [re.sub(r"=\s*<factory>$", "= ...", p.strip()) for p in _split_params(signature[1:signature.rindex(")")])]
         signature = "(" + ", ".join(p for p in params if not p.startswith("_")) + ")"
     return signature, annotation
 

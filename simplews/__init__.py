@@ -30,6 +30,10 @@ __all__ = [
     "Request",
     "Response",
     "Headers",
+    "Router",
+    "basic_auth",
+    "chain_hooks",
+    "Outbox",
     "State",
     "CloseCode",
     "DeflateConfig",
@@ -62,6 +66,7 @@ __all__ = [
     "ConnectionClosedOK",
     "ConnectionClosedError",
     "MissingDependency",
+    "OutboxFull",
     "__version__",
 ]
 
@@ -74,6 +79,10 @@ _LAZY: Dict[str, str] = {
     "Request": "handshake",
     "Response": "handshake",
     "Headers": "handshake",
+    "Router": "routing",
+    "basic_auth": "auth",
+    "chain_hooks": "hooks",
+    "Outbox": "outbox",
     "State": "protocol",
     "CloseCode": "frames",
     "DeflateConfig": "deflate",
@@ -88,6 +97,7 @@ _LAZY: Dict[str, str] = {
 _LAZY.update({name: "exceptions" for name in __all__ if name not in _LAZY and name != "__version__"})
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .auth import basic_auth
     from .client import Client, connect
     from .cluster import BroadcastStats, RedisBroadcast
     from .connection import Connection
@@ -107,6 +117,7 @@ if TYPE_CHECKING:  # pragma: no cover
         MissingDependency,
         NegotiationError,
         OpenTimeout,
+        OutboxFull,
         PayloadTooBig,
         ProtocolError,
         ProxyError,
@@ -119,8 +130,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .fanout import BroadcastBus, FanoutStats
     from .frames import CloseCode
     from .handshake import Headers, Request, Response
+    from .hooks import chain_hooks
     from .options import ClientOptions, ConnectionOptions, ServerOptions
+    from .outbox import Outbox
     from .protocol import State
+    from .routing import Router
     from .server import Server, serve
 
 

@@ -7,16 +7,26 @@ import logging
 import random
 import threading
 import time
-from typing import Any, Optional, Union
+from typing import Any, List, Optional, Union
 from urllib.parse import unquote, urljoin, urlsplit
 
 from . import handshake
 from .connection import Connection
-from .exceptions import ConnectError, InvalidHandshake, InvalidStatus, InvalidURI, OpenTimeout, WebSocketError, WebSocketTimeout
-from .handlers import OnClose, OnError, OnMessage, OnOpen, resolve_handler, run_connection
+from .exceptions import (
+    ConnectError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    InvalidHandshake,
+    InvalidStatus,
+    InvalidURI,
+    OpenTimeout,
+    WebSocketError,
+    WebSocketTimeout,
+)
+from .handlers import Handler, OnClose, OnError, OnMessage, OnOpen, _report, resolve_handler, run_connection
 from .handshake import Headers, redact_url
-from .options import ClientOptions
-from .protocol import Protocol
+from .options import ClientOptions, new_protocol
+from .outbox import Message, Outbox
 from .stream import Stream, read_head
 from .transport import Cancel, open_stream
 from .upgrade import ClientHandshake
@@ -117,7 +127,9 @@ def connect(url: str, *, options: Optional[ClientOptions] = None, _cancel: Optio
 
 def _connect(uri: WebSocketURI, opts: ClientOptions, cancel: Optional[Cancel]) -> Connection:
     """Open a connection to ``uri``, following redirects."""
-    headers = Headers(opts.headers) if opts.headers is not None else None  # read once: an iterator may not be replayed
+    given = opts.headers() if callable(opts.headers) else opts.headers  # a function: once per attempt, not per hop
+    headers = Headers(given) if given is not None else None  # read once: an iterator may not be replayed
+    log = opts.logger or logger
     deadline = None if opts.open_timeout is None else time.monotonic() + opts.open_timeout
     for _ in range(opts.max_redirects + 1):
         try:
@@ -138,7 +150,7 @@ def _connect(uri: WebSocketURI, opts: ClientOptions, cancel: Optional[Cancel]) -
             if new.username is None and (new.host, new.port) == (uri.host, uri.port):
                 # URL credentials follow a redirect on the same server only, as curl does
                 new = dataclasses.replace(new, username=uri.username, password=uri.password)
-            logger.info("following redirect %d to %s", exc.status, redact_url(str(new)))
+            log.info("following redirect %d to %s", exc.status, redact_url(str(new)))
             uri = new
     raise InvalidHandshake(f"too many redirects (more than {opts.max_redirects})")
 
@@ -164,13 +176,7 @@ def _open(
         if response.status != 101:
             response.body = _read_body(stream, response, leftover, deadline)
         subprotocol, extension = attempt.check(response)
-        protocol = Protocol(
-            True,
-            max_message_size=opts.max_message_size,
-            max_fragments=opts.max_fragments,
-            frame_size=opts.frame_size,
-            extension=extension,
-        )
+        protocol = new_protocol(opts, True, extension)
         conn = Connection(
             stream, protocol, opts.connection_options(), request=attempt.sent_request(), response=response, subprotocol=subprotocol
         )
@@ -179,7 +185,7 @@ def _open(
         stream.shutdown()
         stream.close()
         raise
-    logger.info("connected to %s", redact_url(str(uri)))
+    conn.logger.info("connected to %s", redact_url(str(uri)))
     return conn
 
 
@@ -220,6 +226,17 @@ class Client:
     starts at ``reconnect_delay`` and doubles up to ``reconnect_max_delay``,
     with random jitter. A 4xx handshake rejection stops the retries unless
     ``retry_on_rejection=True``; ``max_retries`` bounds consecutive failures.
+    ``on_reconnect(ws)`` runs before ``on_open`` for every connection that
+    replaces an earlier one. ``headers`` given as a function is called once
+    per connection attempt: fresh tokens for every reconnection.
+
+    With an :class:`~simplews.Outbox`, :meth:`send` keeps what it is given
+    while there is no connection (or the connection it was handed to turned out
+    closed) and the next connection sends it, in order, once its ``on_open``
+    has returned: what ``on_open`` sends (authentication, say) goes first, and
+    what other threads send meanwhile queues behind. :meth:`stop` returns the
+    messages never sent. Delivery is at-most-once: a message sent just before
+    the link died may be lost (or, if the application resends it, duplicated).
     """
 
     def __init__(
@@ -236,12 +253,16 @@ class Client:
         reconnect_max_delay: float = 60.0,
         retry_on_rejection: bool = False,
         max_retries: Optional[int] = None,
+        on_reconnect: Optional[OnOpen] = None,
+        outbox: Optional[Outbox] = None,
         options: Optional[ClientOptions] = None,
         **kwargs: Any,
     ) -> None:
         self._uri = parse_uri(url)
         #: the :class:`~simplews.ClientOptions` of every connection attempt
         self.options = ClientOptions.build("Client", kwargs, options)
+        #: where the client logs (its connections log through an adapter of it)
+        self.logger: Any = self.options.logger or logger
         self.url = url
         self._handler_factory = resolve_handler(
             handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error
@@ -251,6 +272,11 @@ class Client:
         self.reconnect_max_delay = reconnect_max_delay
         self.retry_on_rejection = retry_on_rejection
         self.max_retries = max_retries
+        self.on_reconnect = on_reconnect
+        #: the :class:`~simplews.Outbox` of :meth:`send`, if any
+        self.outbox = outbox
+        self._flowing = False  # the outbox is drained: send() may go straight to the connection
+        self._opening: Optional[threading.Thread] = None  # the thread running on_open, whose sends go first
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()
@@ -265,13 +291,26 @@ class Client:
         return self._ws
 
     def send(self, message: Union[str, bytes], **kwargs: Any) -> None:
-        """Send on the current connection; raise :class:`ConnectionClosed` if there is none."""
-        ws = self._ws
-        if ws is None:
-            from .exceptions import ConnectionClosedError
+        """Send on the current connection, or keep ``message`` in the outbox.
 
+        Without an outbox, raise :class:`ConnectionClosed` if there is no
+        connection. With one, the message is queued unless the connection is
+        open and the outbox drained (or this is ``on_open`` sending); the
+        outbox's overflow policy applies (:class:`~simplews.OutboxFull`).
+        """
+        with self._lock:
+            ws, outbox = self._ws, self.outbox
+            if outbox is not None and (ws is None or not (self._flowing or self._opening is threading.current_thread())):
+                outbox.put(message, **kwargs)
+                return
+        if ws is None:
             raise ConnectionClosedError(1006, "not connected")
-        ws.send(message, **kwargs)
+        try:
+            ws.send(message, **kwargs)
+        except ConnectionClosed:
+            if outbox is None:
+                raise
+            outbox.put(message, **kwargs)  # the connection did not take it: the next one will
 
     def run_forever(self) -> None:
         """Connect and dispatch callbacks until ``stop()`` (or the end, without reconnect)."""
@@ -303,9 +342,10 @@ class Client:
                 self.connections_opened += 1
                 if stopping:
                     ws.close(1001, "client stopping")
-                run_connection(ws, handler)
+                run_connection(ws, self._opened_first(handler, reconnected=self.connections_opened > 1))
                 with self._lock:
                     self._ws = None
+                    self._flowing = False
                 if not self.reconnect:
                     return
                 if time.monotonic() - started >= _STABLE_AFTER:
@@ -314,10 +354,47 @@ class Client:
                 return
             # jitter spreads a fleet's reconnects; the floor keeps a zero delay from spinning
             wait = max(_MIN_DELAY, min(delay * random.uniform(0.5, 1.5), self.reconnect_max_delay))
-            logger.info("reconnecting in %.2f s", wait)
+            self.logger.info("reconnecting in %.2f s", wait)
             if self._stop.wait(wait):
                 return
             delay = min(max(delay, _MIN_DELAY) * 2, self.reconnect_max_delay)
+
+    def _opened_first(self, handler: Handler, reconnected: bool) -> Handler:
+        """``handler`` whose ``on_open`` is preceded by ``on_reconnect`` and followed by draining the outbox."""
+        on_open = handler.on_open
+
+        def opened(ws: Connection) -> None:
+            if reconnected and self.on_reconnect is not None:
+                try:
+                    self.on_reconnect(ws)
+                except Exception as exc:
+                    _report(handler, ws, exc)
+            with self._lock:
+                self._opening = threading.current_thread()
+            try:
+                if on_open is not None:
+                    on_open(ws)
+            finally:
+                with self._lock:
+                    self._opening = None
+                self._drain(ws)
+
+        return dataclasses.replace(handler, on_open=opened)
+
+    def _drain(self, ws: Connection) -> None:
+        """Send the outbox's messages in order on ``ws``, until it is empty (then sends go straight) or ``ws`` closes."""
+        outbox = self.outbox
+        while outbox is not None:
+            with self._lock:
+                item = outbox.get()
+                if item is None:
+                    self._flowing = True
+                    return
+            try:
+                ws.send(item[0], **item[1])
+            except ConnectionClosed:
+                outbox.unget(item[0], **item[1])
+                return
 
     def _report_connect_error(self, handler: Any, exc: BaseException) -> None:
         """Tell ``on_error`` (or the log) that connecting failed."""
@@ -325,9 +402,9 @@ class Client:
             try:
                 handler.on_error(None, exc)
             except Exception:
-                logger.exception("on_error raised")
+                self.logger.exception("on_error raised")
         else:
-            logger.warning("connecting to %s failed: %s", redact_url(str(self._uri)), exc)
+            self.logger.warning("connecting to %s failed: %s", redact_url(str(self._uri)), exc)
 
     def _should_retry(self, exc: BaseException, failures: int) -> bool:
         """Whether to try connecting again after ``exc``."""
@@ -336,7 +413,7 @@ class Client:
         if isinstance(exc, (InvalidURI, ValueError, TypeError)):
             return False
         if isinstance(exc, InvalidStatus) and 400 <= exc.status < 500 and not self.retry_on_rejection:
-            logger.warning("server rejected the handshake with HTTP %d; not retrying", exc.status)
+            self.logger.warning("server rejected the handshake with HTTP %d; not retrying", exc.status)
             return False
         return self.max_retries is None or failures <= self.max_retries
 
@@ -349,8 +426,12 @@ class Client:
         self._thread.start()
         return self
 
-    def stop(self, timeout: Optional[float] = None) -> None:
-        """Stop reconnecting, close the connection (1000) and join the client thread."""
+    def stop(self, timeout: Optional[float] = None) -> List[Message]:
+        """Stop reconnecting, close the connection (1000) and join the client thread.
+
+        Return the messages of the outbox never sent, in order (emptying it;
+        ``[]`` without an outbox).
+        """
         self._stop.set()
         with self._lock:
             ws, cancel = self._ws, self._cancel
@@ -365,6 +446,7 @@ class Client:
                 if cancel is not None:
                     cancel.cancel()  # again: a socket may have started connecting after the first call
                 thread.join(0.05 if end is None else max(0.0, min(0.05, end - time.monotonic())))
+        return [] if self.outbox is None else self.outbox.clear()
 
     def __enter__(self) -> Client:
         return self.start()

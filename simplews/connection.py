@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterator, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterator, List, Optional, Tuple, Union
 
 from .exceptions import ConnectionClosed, ConnectionClosedOK, WebSocketTimeout
 from .handshake import Headers, Request, Response
@@ -69,6 +69,14 @@ class _Latch:
         return self.done
 
 
+def _addresses(sock: socket.socket) -> Tuple[Any, Any]:
+    """The peer's and our own address of a connected socket (``None`` once it is gone)."""
+    try:
+        return sock.getpeername(), sock.getsockname()
+    except OSError:
+        return None, None
+
+
 class Connection:
     """One open WebSocket connection, client or server side.
 
@@ -97,7 +105,12 @@ class Connection:
         #: the negotiated subprotocol, if any
         self.subprotocol = subprotocol
         self.id = os.urandom(4).hex()
-        self.logger = options.logger or logger
+        #: Where this connection logs. The ``logger`` option as given if it is an adapter, else an
+        #: adapter of it (or of ``logging.getLogger("simplews")``) whose ``extra`` is ``{"websocket": self}``.
+        self.logger: Any = options.logger
+        if not isinstance(self.logger, logging.LoggerAdapter):
+            self.logger = logging.LoggerAdapter(self.logger or logger, {"websocket": self})
+        protocol.logger = self.logger
         self._state_lock = threading.Lock()  # the core's state: held for in-memory work only
         self._term_lock = threading.Lock()
         self._reader = Reader(self)
@@ -112,11 +125,7 @@ class Connection:
         #: the rooms this connection is in (see :meth:`join`); always empty on a client
         self.rooms: FrozenSet[str] = frozenset()
         self._next_tick: Optional[float] = None
-        try:
-            self.remote_address: Any = stream.sock.getpeername()
-            self.local_address: Any = stream.sock.getsockname()
-        except OSError:
-            self.remote_address = self.local_address = None
+        self.remote_address, self.local_address = _addresses(stream.sock)
         protocol.defer_failure_close = True  # answer messages received before a violation first
         stream.backlog_started = self._backlog_started
 
@@ -217,7 +226,9 @@ class Connection:
             self.protocol.send_ping(payload)
             self._pings[payload] = (event, time.monotonic())
         self._writer.flush()
-        self._watch_now()
+        if not self._reader.role.locked() and not self._closed.done:  # a pong is due: read at once if nobody does
+            self._reader.left_at = time.monotonic() - IDLE_AFTER
+            self._update_watch()
         return event
 
     def pong(self, data: Union[str, bytes] = b"") -> None:
@@ -257,8 +268,6 @@ class Connection:
         role = "client" if self.protocol.is_client else "server"
         return f"<simplews.Connection {self.id} {role} {self.protocol.state.name} {self.remote_address}>"
 
-    # --- reading ----------------------------------------------------------------------
-
     def _got_pong(self, payload: bytes) -> None:
         """Resolve the ping this pong answers (and every earlier one)."""
         with self._state_lock:
@@ -270,12 +279,6 @@ class Connection:
                 if when <= entry[1]:
                     event.set()
                     del self._pings[key]
-
-    def _watch_now(self) -> None:
-        """Let the scheduler read at once if nobody is reading (a pong is expected)."""
-        if not self._reader.role.locked() and not self._closed.done:
-            self._reader.left_at = time.monotonic() - IDLE_AFTER
-            self._update_watch()
 
     def _offer(self, message: Any, text: Optional[bool], frames: Optional[List[Any]], window: float) -> bool:
         """Take a broadcast without blocking (see :meth:`simplews.writer.Writer.offer`).
@@ -360,7 +363,7 @@ class Connection:
             self.stream.shutdown()
         for event, _ in pings.values():
             event.set()  # nobody will answer; do not leave waiters hanging
-        self._queue_watch(0)
+        self._update_watch()  # closed: watch nothing
         scheduler.unregister(self)
         self._release_descriptor()
         self.logger.info("%r: closed code=%s reason=%r", self, self.protocol.close_code, self.protocol.close_reason)
@@ -410,22 +413,13 @@ class Connection:
                 events |= READ
             if self.stream.owed and not self._writer.role.locked():
                 events |= WRITE
-        self._queue_watch(events)
-
-    def _queue_watch(self, events: int) -> None:
         if events != self._watching:
             self._watching = events
             scheduler.watch(self, self.stream.sock, events)
 
     def _tick(self, now: float) -> Optional[float]:
-        """Deadlines: closing, draining, keepalive; start reading an unread connection."""
+        """Act on what is due (closing, draining, keepalive, an unread connection); return when to look again."""
         self._next_tick = None
-        when = self._deadlines(now)
-        self._next_tick = when
-        return when
-
-    def _deadlines(self, now: float) -> Optional[float]:
-        """Act on what is due; return when to look again."""
         if self._closed.done:
             return None
         options, stream = self.options, self.stream
@@ -455,7 +449,8 @@ class Connection:
                 self._terminate()
             return None
         self._update_watch()
-        return self._next_wake(now)
+        self._next_tick = when = self._next_wake(now)
+        return when
 
     def _keepalive_ping(self, now: float) -> None:
         """Queue a keepalive ping and write it if the writer role is free."""

@@ -16,6 +16,7 @@ Every exception a user can catch derives from :class:`WebSocketError`::
     │   ├── InvalidStatus           the server answered with a status other than 101
     │   ├── InvalidHeader           a header is missing or has a bad value
     │   └── NegotiationError        subprotocol / extension negotiation failed
+    ├── OutboxFull                  a Client's outbox is full (overflow policy "raise")
     ├── ProtocolError               a violation of RFC 6455
     │   ├── LocalProtocolError      our caller asked for something the RFC forbids
     │   └── RemoteProtocolError     the peer broke the RFC (carries the close code)
@@ -39,6 +40,7 @@ __all__ = [
     "ProxyError",
     "TLSError",
     "RedisUnavailable",
+    "OutboxFull",
     "WebSocketTimeout",
     "OpenTimeout",
     "InvalidHandshake",
@@ -189,3 +191,5 @@ class MissingDependency(WebSocketError, ImportError):
 
     For example ``pip install 'simplews[redis]'`` for :class:`~simplews.RedisBroadcast`.
     """
+class OutboxFull(WebSocketError):
+    """A :class:`~simplews.Client`'s outbox is full and its overflow policy is ``"raise"``: the message was not kept."""

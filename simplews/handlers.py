@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import logging
 from typing import Any, Callable, Optional
 
 from .connection import Connection
@@ -24,7 +23,6 @@ from .exceptions import ConnectionClosed
 
 __all__ = ["Handler", "resolve_handler", "run_connection"]
 
-logger = logging.getLogger("simplews")
 
 OnOpen = Callable[[Connection], Any]
 OnMessage = Callable[[Connection, Any], Any]
@@ -89,13 +87,13 @@ def _report(handler: Handler, ws: Connection, exc: BaseException) -> None:
             handler.on_error(ws, exc)
             return
         except Exception:
-            logger.exception("%r: on_error raised", ws)
+            ws.logger.exception("%r: on_error raised", ws)
             return
     if isinstance(exc, ConnectionClosed):
         # e.g. an echo to a client that has just left: routine, not an application error
-        logger.debug("%r: callback sent on a closed connection: %s", ws, exc)
+        ws.logger.debug("%r: callback sent on a closed connection: %s", ws, exc)
         return
-    logger.error("%r: callback raised", ws, exc_info=(type(exc), exc, exc.__traceback__))
+    ws.logger.error("%r: callback raised", ws, exc_info=(type(exc), exc, exc.__traceback__))
 
 
 def run_connection(ws: Connection, handler: Handler) -> None:
@@ -135,7 +133,7 @@ def run_connection(ws: Connection, handler: Handler) -> None:
         try:
             ws.close()
         except Exception as exc:  # pragma: no cover - close() is not expected to raise
-            logger.debug("%r: close failed: %s", ws, exc)
+            ws.logger.debug("%r: close failed: %s", ws, exc)
         if handler.on_close is not None:
             try:
                 handler.on_close(ws, ws.close_code or 1006, ws.close_reason or "")

@@ -7,7 +7,7 @@ import binascii
 import dataclasses
 import os
 import re
-from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import parse_qs, urlsplit
 
 from .exceptions import InvalidHandshake, InvalidHeader, InvalidStatus, LocalProtocolError, NegotiationError
@@ -169,13 +169,26 @@ def _shown_value(name: str, value: str) -> str:
 
 @dataclasses.dataclass
 class Request:
-    """An HTTP request: the opening handshake as the server sees it."""
+    """An HTTP request: the opening handshake as the server sees it.
+
+    ``remote_address`` is the client's address: the socket's peer, or behind a
+    trusted proxy (``proxy_protocol``, ``trusted_proxies``) the address the proxy
+    gives; ``peer_address`` is always the socket's peer (``None`` for a Unix
+    socket). Request hooks fill in the last three fields: a
+    :class:`~simplews.Router` sets ``path_params`` (the percent-decoded
+    ``{name}`` parts of the path) and ``route`` (the pattern that matched);
+    :func:`~simplews.basic_auth` sets ``username`` once the credentials are checked.
+    """
 
     path: str
     headers: Headers
     method: str = "GET"
     remote_address: Optional[Tuple[str, int]] = None
     subprotocol: Optional[str] = None
+    peer_address: Optional[Tuple[str, int]] = None
+    path_params: Dict[str, str] = dataclasses.field(default_factory=dict)
+    route: Optional[str] = None
+    username: Optional[str] = None
 
     @property
     def query(self) -> Dict[str, List[str]]:
@@ -191,7 +204,8 @@ class Request:
         # the path as logs show it (query values masked); ``path`` itself stays the real one
         return (
             f"Request(path={redact_url(self.path)!r}, headers={self.headers!r}, method={self.method!r}, "
-            f"remote_address={self.remote_address!r}, subprotocol={self.subprotocol!r})"
+            f"remote_address={self.remote_address!r}, subprotocol={self.subprotocol!r}, "
+            f"peer_address={self.peer_address!r}, path_params={self.path_params!r}, route={self.route!r}, username={self.username!r})"
         )
 
 
@@ -458,14 +472,18 @@ def build_response(
     return f"HTTP/1.1 {status} {reason}\r\n{hdrs.serialize()}\r\n".encode("latin-1") + (body if status != 101 else b"")
 
 
-def build_accept(
+#: the headers of a 101 that the handshake owns: a response hook may not change them
+ACCEPT_HEADERS = ("Upgrade", "Connection", "Sec-WebSocket-Accept", "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions")
+
+
+def accept_response(
     key: str,
     *,
     subprotocol: Optional[str] = None,
     extensions: Optional[str] = None,
     extra_headers: Optional[HeaderLike] = None,
-) -> bytes:
-    """Build the server's 101 Switching Protocols response."""
+) -> Response:
+    """The server's 101 Switching Protocols response."""
     headers = Headers()
     headers.add("Upgrade", "websocket")
     headers.add("Connection", "Upgrade")
@@ -477,16 +495,30 @@ def build_accept(
     if extra_headers is not None:
         for name, value in Headers(extra_headers).items():
             headers.add(name, value)
-    return build_response(101, headers)
+    return Response(101, headers)
 
 
-def build_reject(exc: InvalidHandshake) -> bytes:
-    """An HTTP error response explaining a failed handshake to the client."""
+def build_accept(key: str, **kwargs: Any) -> bytes:
+    """:func:`accept_response` as bytes (the same keywords)."""
+    return serialize_response(accept_response(key, **kwargs))
+
+
+def serialize_response(response: Response) -> bytes:
+    """A :class:`Response` as bytes to send (the body only when the status is not 101)."""
+    return build_response(response.status, response.headers, response.body)
+
+
+def reject_response(exc: InvalidHandshake) -> Response:
+    """The HTTP error response explaining a failed handshake to the client."""
     headers = Headers([("Content-Type", "text/plain; charset=utf-8")])
     if exc.status == 426:
         headers.add("Upgrade", "websocket")
         headers.add("Sec-WebSocket-Version", "13")
     elif exc.status == 405:
         headers.add("Allow", "GET")  # RFC 9110 15.5.6: a 405 names the allowed methods
-    body = f"{exc}\n".encode("utf-8", "replace")
-    return build_response(exc.status, headers, body)
+    return Response(exc.status, headers, f"{exc}\n".encode("utf-8", "replace"))
+
+
+def build_reject(exc: InvalidHandshake) -> bytes:
+    """:func:`reject_response` as bytes."""
+    return serialize_response(reject_response(exc))

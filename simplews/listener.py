@@ -23,7 +23,7 @@ from .transport import discard
 
 __all__ = ["Listener", "DEFAULT_MAX_PENDING_HANDSHAKES"]
 
-logger = logging.getLogger("simplews")
+_default_logger = logging.getLogger("simplews")
 
 #: Connections still in their opening handshake (TCP accepted, no 101 yet), each holding a thread.
 DEFAULT_MAX_PENDING_HANDSHAKES = 128
@@ -51,8 +51,12 @@ class Listener:
         full: Callable[[], bool],
         saturated: Callable[[], bool],
         tls: bool,
+        server_header: Optional[str] = None,
+        logger: Any = None,
     ) -> None:
         self.sock = sock
+        self._server_header = server_header
+        self._logger = logger or _default_logger
         self._spawn = spawn
         self._full = full
         self._saturated = saturated
@@ -146,14 +150,14 @@ class Listener:
             if self._stopping:
                 return
             if exc.errno not in _RESOURCE_ERRORS:
-                logger.warning("accept failed: %s", exc)
+                self._logger.warning("accept failed: %s", exc)
             self._back_off(exc)
             return
         if self._backoff:
-            logger.info("accepting again")
+            self._logger.info("accepting again")
             self._backoff = 0.0
         client.setblocking(True)
-        logger.debug("accepted %s", addr)
+        self._logger.debug("accepted %s", addr)
         if self._full():
             self._refuse(client)
         else:
@@ -164,7 +168,7 @@ class Listener:
         first = not self._backoff
         self._backoff = _BACKOFF_FIRST if first else min(self._backoff * 2, _BACKOFF_MAX)
         self._resume_at = time.monotonic() + self._backoff
-        (logger.warning if first else logger.debug)("accept failed: %s; retrying in %.2f s", exc, self._backoff)
+        (self._logger.warning if first else self._logger.debug)("accept failed: %s; retrying in %.2f s", exc, self._backoff)
 
     def _refuse(self, client: socket.socket) -> None:
         """Answer 503 without a thread (too many connections); over TLS, just close.
@@ -173,13 +177,14 @@ class Listener:
         or ``_LINGER_TIME`` passes: closing at once with the client's request
         unread would send a reset that can destroy the 503 in flight.
         """
-        logger.info("refusing a connection: max_connections reached")
+        self._logger.info("refusing a connection: max_connections reached")
         if self._tls:  # a TLS client cannot read a plain-text 503
             discard(client)
             return
         try:
             client.setblocking(False)
-            client.send(handshake.build_response(503, [("Retry-After", "1")], b"server busy\n"))
+            headers = [("Retry-After", "1")] + ([("Server", self._server_header)] if self._server_header else [])
+            client.send(handshake.build_response(503, headers, b"server busy\n"))
             client.shutdown(socket.SHUT_WR)
         except OSError:
             discard(client)

@@ -15,11 +15,12 @@ import dataclasses
 import difflib
 import logging
 import socket
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Sequence, Type, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Sequence, Tuple, Type, TypeVar, Union
 
+from . import __version__
 from .handshake import DEFAULT_MAX_HEADER_SIZE
 from .listener import DEFAULT_MAX_PENDING_HANDSHAKES
-from .protocol import DEFAULT_FRAME_SIZE, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE
+from .protocol import DEFAULT_FRAME_SIZE, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_MESSAGE_SIZE, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     import ssl
@@ -27,7 +28,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .deflate import DeflateConfig
     from .handshake import HeaderLike, Request
 
-__all__ = ["ConnectionOptions", "ClientOptions", "ServerOptions", "DEFAULT_THREAD_STACK_SIZE"]
+__all__ = ["ConnectionOptions", "ClientOptions", "ServerOptions", "DEFAULT_THREAD_STACK_SIZE", "SocketOption", "new_protocol"]
+
+#: one ``setsockopt(level, option, value)``, e.g. ``(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)``
+SocketOption = Tuple[int, int, Union[int, bytes]]
 
 #: Stack size for server connection threads. Only touched pages are resident, so
 #: an idle connection costs about 43 KiB resident whatever this is (measured with
@@ -113,14 +117,19 @@ class ClientOptions(ConnectionOptions):
     ``proxy`` (``"auto"``: from ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``;
     ``None``: none; or ``http://[user:pass@]host:port``, or ``https://...`` with
     TLS to the proxy, checked with ``proxy_ssl_context``), ``unix_socket`` or
-    ``sock`` (a connected socket) instead of TCP. ``open_timeout`` covers TCP,
-    proxy, TLS and handshake together. Redirects are followed up to
-    ``max_redirects`` times.
+    ``sock`` (a connected socket) instead of TCP; ``source_address``
+    (``(host, port)`` to bind before connecting, port 0 for any) and
+    ``socket_options`` (``(level, option, value)`` triples set on the socket
+    before it connects) for the TCP socket opened (to the proxy, if any).
+    ``open_timeout`` covers TCP, proxy, TLS and handshake together. Redirects
+    are followed up to ``max_redirects`` times. ``headers`` may also be a
+    function returning the headers, called once per connection attempt (before
+    its redirects): fresh tokens on every reconnection.
     """
 
     subprotocols: Optional[Sequence[str]] = None
     origin: Optional[str] = None
-    headers: Optional[HeaderLike] = None
+    headers: Union[HeaderLike, Callable[[], HeaderLike], None] = None
     user_agent: Optional[str] = "default"
     open_timeout: Optional[float] = 10.0
     max_header_size: Optional[int] = DEFAULT_MAX_HEADER_SIZE
@@ -131,6 +140,9 @@ class ClientOptions(ConnectionOptions):
     unix_socket: Optional[str] = None
     sock: Optional[socket.socket] = None
     max_redirects: int = 5
+    # deployment: the local end of the TCP socket
+    source_address: Optional[Tuple[str, int]] = None
+    socket_options: Optional[Sequence[SocketOption]] = None
 
     def __post_init__(self) -> None:
         """Refuse values no client could use, before any I/O."""
@@ -145,13 +157,24 @@ class ServerOptions(ConnectionOptions):
     Where: ``host``/``port`` (``host="::"`` is dual-stack; ``port=0`` any free
     port), or ``unix_socket``, or ``sock`` (a bound socket), ``backlog``;
     ``ssl_context`` for ``wss://``. Handshake policy: ``origins`` (allowed
-    ``Origin`` values; ``None`` in the list admits requests without one),
-    ``subprotocols`` (in order of preference) or ``select_subprotocol(request,
-    offered)``, ``process_request(request)`` (answer a request itself: pages,
-    health checks, 401/403; a sequence is tried in order), ``max_header_size``
-    (431 beyond). Admission: ``max_connections`` (503 beyond),
-    ``max_pending_handshakes`` (accepting pauses at it), ``handshake_timeout``
-    (slow or silent clients dropped). ``thread_stack_size`` of connection threads.
+    ``Origin`` values: exact origins, ``https://*.example.com`` wildcards,
+    compiled regexes matched against the whole value, ``None`` to admit
+    requests without one), ``subprotocols`` (in
+    order of preference) or ``select_subprotocol(request, offered)``,
+    ``process_request(request)`` (answer a request itself: pages, health
+    checks, 401/403; a sequence is tried in order, the first answer wins),
+    ``process_response(request, response)`` (change the response before it is
+    sent, 101 included, or return another one; a sequence runs in order),
+    ``server_header`` (the ``Server`` header of every response; ``None``: none),
+    ``max_header_size`` (431 beyond). Admission: ``max_connections`` (503
+    beyond), ``max_pending_handshakes`` (accepting pauses at it),
+    ``handshake_timeout`` (slow or silent clients dropped).
+    ``thread_stack_size`` of connection threads. Behind a proxy:
+    ``proxy_protocol`` (every connection starts with a PROXY protocol v1
+    line), ``trusted_proxies`` (addresses, networks or ``"unix"`` of the
+    proxies whose ``forwarded_header``, ``"X-Forwarded-For"`` or
+    ``"Forwarded"``, is believed; with ``proxy_protocol``, the only peers
+    allowed); ``socket_options`` set on every accepted socket.
     """
 
     host: Optional[str] = "127.0.0.1"
@@ -169,11 +192,20 @@ class ServerOptions(ConnectionOptions):
     max_pending_handshakes: Optional[int] = DEFAULT_MAX_PENDING_HANDSHAKES
     handshake_timeout: Optional[float] = 10.0
     thread_stack_size: Optional[int] = DEFAULT_THREAD_STACK_SIZE
+    # deployment: response hooks, and the client's address behind a proxy
+    process_response: Any = None
+    server_header: Optional[str] = f"simplews/{__version__}"
+    proxy_protocol: bool = False
+    trusted_proxies: Optional[Sequence[str]] = None
+    forwarded_header: str = "X-Forwarded-For"
+    socket_options: Optional[Sequence[SocketOption]] = None
 
     def __post_init__(self) -> None:
         """Refuse values no server could use."""
         super().__post_init__()
         _check_compression(self.compression, is_client=False)
+        if self.forwarded_header.lower() not in ("x-forwarded-for", "forwarded"):
+            raise ValueError(f"forwarded_header is 'X-Forwarded-For' or 'Forwarded', not {self.forwarded_header!r}")
         if self.thread_stack_size is not None and self.thread_stack_size < 32768:
             raise ValueError("thread_stack_size must be at least 32 KiB (or None for the interpreter's default)")
 
@@ -184,3 +216,14 @@ def _check_compression(compression: Any, *, is_client: bool) -> None:
         from .deflate import resolve_config
 
         resolve_config(compression, is_client=is_client)
+
+
+def new_protocol(options: ConnectionOptions, is_client: bool, extension: Any = None) -> Protocol:
+    """A protocol core for one side of a connection, with the limits of ``options``."""
+    return Protocol(
+        is_client,
+        max_message_size=options.max_message_size,
+        max_fragments=options.max_fragments,
+        frame_size=options.frame_size,
+        extension=extension,
+    )

@@ -268,7 +268,7 @@ class Protocol:
         self.defer_failure_close = False
         #: a peer's violation was recorded but its close frame is not queued yet
         self.failure_deferred = False
-        self._debug = logger.isEnabledFor(logging.DEBUG)
+        self.logger = logger
         self._pending: List[Any] = []
         self._pongs: List[bytes] = []  # pongs owed, at most _MAX_PONGS (RFC 6455 5.5.3)
         self._eof_sent = False
@@ -276,6 +276,16 @@ class Protocol:
         self._key_pos = 0
         self._buf = bytearray()
         self._in = _Incoming(max_message_size, max_fragments, extension)
+
+    @property
+    def logger(self) -> Any:
+        """Where the frame-level DEBUG records go (a connection sets its own logger here)."""
+        return self._logger
+
+    @logger.setter
+    def logger(self, value: Any) -> None:
+        self._logger = value
+        self._debug = value.isEnabledFor(logging.DEBUG)
 
     # --- receiving ------------------------------------------------------------------
 
@@ -375,14 +385,14 @@ class Protocol:
             raise RemoteProtocolError(f"reserved opcode {opcode}")
         if opcode < 8:
             if self._debug:
-                logger.debug("< frame opcode=%d fin=%s len=%d", opcode, b0 >> 7, length)
+                self.logger.debug("< frame opcode=%d fin=%s len=%d", opcode, b0 >> 7, length)
             self._in.check(opcode, bool(b0 & RSV1), length)
         return opcode
 
     def _control(self, opcode: int, payload: bytes, events: List[Event]) -> None:
         """Handle a complete control frame."""
         if self._debug:
-            logger.debug("< control opcode=%d len=%d", opcode, len(payload))
+            self.logger.debug("< control opcode=%d len=%d", opcode, len(payload))
         if opcode == _PING:
             if self.close_sent is None:
                 # RFC 6455 5.5.3 lets us skip pongs not sent yet: a ping flood from a peer that
@@ -408,7 +418,7 @@ class Protocol:
         self.failure = exc
         self._in.end_message()
         if self._debug:
-            logger.debug("protocol failure %d: %s", exc.code, exc)
+            self.logger.debug("protocol failure %d: %s", exc.code, exc)
         if defer and self.defer_failure_close and self.close_sent is None and self.state is State.OPEN:
             self.failure_deferred = True
             return
@@ -518,7 +528,7 @@ class Protocol:
         if rsv1:
             payload = ext.compress_message(payload)
         if self._debug:
-            logger.debug("> message opcode=%d len=%d", opcode, len(payload))
+            self.logger.debug("> message opcode=%d len=%d", opcode, len(payload))
         return opcode, payload, rsv1
 
     def _fragments(self, opcode: int, payload: Any, rsv1: bool) -> Iterator[List[Any]]:

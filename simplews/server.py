@@ -15,19 +15,20 @@ import signal
 import socket
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from . import fanout, handshake
 from .connection import Connection
 from .exceptions import InvalidHandshake, WebSocketError, WebSocketTimeout
-from .handlers import OnClose, OnError, OnMessage, OnOpen, resolve_handler, run_connection
-from .handshake import Headers, Request, Response, redact_url
+from .forwarded import parse_proxy_v1
+from .handlers import Handler, OnClose, OnError, OnMessage, OnOpen, resolve_handler, run_connection
+from .handshake import Request, redact_url
 from .listener import Listener
-from .options import DEFAULT_THREAD_STACK_SIZE, ServerOptions
-from .protocol import Protocol
+from .options import DEFAULT_THREAD_STACK_SIZE, ServerOptions, new_protocol
+from .routing import Router
 from .stream import Stream, read_head
 from .transport import discard, new_unix_socket
-from .upgrade import ServerPolicy
+from .upgrade import ServerPolicy, as_hooks
 
 __all__ = ["Server", "serve", "DEFAULT_THREAD_STACK_SIZE"]
 
@@ -58,7 +59,19 @@ class Server:
     handler style. Before the upgrade, ``process_request(request)`` may answer
     with a :class:`~simplews.Response` or ``(status, headers, body)`` instead
     (health checks, pages, 401/403); if it raises, the client gets a 500. A
-    plain GET without ``Upgrade`` gets 426.
+    plain GET without ``Upgrade`` gets 426. ``process_response(request,
+    response)`` sees every response before it is sent, the 101 included.
+
+    A :class:`~simplews.Router` as ``handler`` picks each connection's handler
+    by its path (``ws.request.path_params`` holds the parameters); its 404 and
+    400 come after the ``process_request`` hooks, so authentication in a hook
+    runs first. Callbacks given beside a router complete every route's handler
+    (an ``on_error`` for all routes, for example).
+
+    The server logs to ``logger`` (default ``logging.getLogger("simplews")``);
+    each connection through a :class:`logging.LoggerAdapter` of it whose
+    ``extra`` is ``{"websocket": connection}``. Handshakes that fail (scanners,
+    wrong URLs, refused origins, timeouts) are logged at DEBUG.
 
     ``broadcast=`` (or :meth:`attach`) joins this server's broadcasts to other
     servers' through a bus such as :class:`~simplews.RedisBroadcast`, which the
@@ -78,10 +91,19 @@ class Server:
         **kwargs: Any,
     ) -> None:
         self.options = opts = ServerOptions.build("Server", kwargs, options)
+        #: where the server logs (connections log through an adapter of it)
+        self.logger: Any = opts.logger or logger
         self._connection_options = opts.connection_options()
         self._policy = ServerPolicy(opts)
-        self._handler_factory = resolve_handler(handler, on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error)
-        self.process_request = opts.process_request
+        callbacks: Dict[str, Any] = dict(on_open=on_open, on_message=on_message, on_close=on_close, on_error=on_error)
+        #: the :class:`~simplews.Router` given as ``handler``, if any
+        self.router = handler if isinstance(handler, Router) else None
+        if self.router is not None:
+            self._policy.route_hook = self.router.process_request
+            self._callbacks = callbacks
+            self._route_factories: Dict[str, Callable[[], Handler]] = {}
+        else:
+            self._handler_factory = resolve_handler(handler, **callbacks)
         self.ssl_context = opts.ssl_context
         self.unix_socket = opts.unix_socket
         self._lock = threading.Lock()
@@ -99,17 +121,23 @@ class Server:
             opts.sock.listen(opts.backlog)
         self._address: Any = self.socket.getsockname()  # still known after shutdown closed the socket
         self._listener = Listener(
-            self.socket, spawn=self._spawn, full=self._full, saturated=self._saturated, tls=self.ssl_context is not None
+            self.socket,
+            spawn=self._spawn,
+            full=self._full,
+            saturated=self._saturated,
+            tls=self.ssl_context is not None,
+            server_header=opts.server_header,
+            logger=self.logger,
         )
 
     @property
     def process_request(self) -> Any:
         """The ``process_request`` hooks, tried in order (setting it replaces them)."""
-        return self._hooks
+        return self._policy.request_hooks
 
     @process_request.setter
     def process_request(self, hooks: Any) -> None:
-        self._hooks = [] if hooks is None else list(hooks) if isinstance(hooks, (list, tuple)) else [hooks]
+        self._policy.request_hooks = as_hooks(hooks)
 
     @property
     def port(self) -> int:
@@ -150,7 +178,7 @@ class Server:
             self._fanout.start()  # raises (e.g. RedisUnavailable) before anything is accepted
             self._started = True
             self._listener.start()
-        logger.info("listening on %s", self.url)
+        self.logger.info("listening on %s", self.url)
         return self
 
     def serve_forever(self) -> None:
@@ -169,7 +197,7 @@ class Server:
             while not self._stopping.is_set():
                 self._stopping.wait(0.5)
         except (_Interrupted, KeyboardInterrupt):
-            logger.info("interrupted; shutting down")
+            self.logger.info("interrupted; shutting down")
         finally:
             self.shutdown()
             for signum, handler in previous.items():
@@ -220,7 +248,7 @@ class Server:
         for thread in self._thread_snapshot():
             thread.join(5.0)
         self._stopped.set()
-        logger.info("server shut down")
+        self.logger.info("server shut down")
 
     def _thread_snapshot(self) -> List[threading.Thread]:
         with self._lock:
@@ -331,9 +359,9 @@ class Server:
                 return
             try:
                 try:
-                    handler = self._handler_factory()
+                    handler = self._handler_for(conn)
                 except Exception:
-                    logger.exception("%r: creating the handler failed", conn)
+                    conn.logger.exception("%r: creating the handler failed", conn)
                     conn.close(1011, "internal error")
                     return
                 run_connection(conn, handler)
@@ -343,72 +371,120 @@ class Server:
                 with self._lock:
                     self._connections.discard(conn)
         except Exception:
-            logger.exception("unexpected error serving %s", addr)
+            self.logger.exception("unexpected error serving %s", addr)
             discard(client)
         finally:
             self._forget_pending(client)
             with self._lock:
                 self._threads.discard(threading.current_thread())
 
+    def _handler_for(self, conn: Connection) -> Handler:
+        """The handler of a new connection: the server's, or the one its route names."""
+        if self.router is None:
+            return self._handler_factory()
+        request = conn.request
+        assert request is not None and request.route is not None  # the router's hook matched it
+        factory = self._route_factories.get(request.route)
+        if factory is None:
+            factory = self._route_factories[request.route] = resolve_handler(self.router.handler_for(request), **self._callbacks)
+        return factory()
+
     def _handshake(self, client: socket.socket, addr: Any) -> Optional[Connection]:
         """Run the server side of the opening handshake; the open connection, or ``None``."""
-        opts = self.options
+        opts, policy, log = self.options, self._policy, self.logger
         deadline = None if opts.handshake_timeout is None else time.monotonic() + opts.handshake_timeout
+        peer = addr if isinstance(addr, tuple) else None
         stream = Stream(client)
+        request: Optional[Request] = None
         try:
-            if self.ssl_context is not None:
-                from .tls import TLS
-
-                stream.start_tls(TLS(self.ssl_context, server_side=True), deadline)
-            head, leftover = read_head(stream, opts.max_header_size, deadline)
-            request = handshake.parse_request(head)
-            request.remote_address = addr if isinstance(addr, tuple) else None
-            answer = self._process_request(request)
+            request, leftover = _read_request(stream, opts, policy, peer, deadline)
+            answer = policy.answer(request)
             if answer is not None:
-                logger.info("%s %s -> %d (process_request)", request.method, redact_url(request.path), answer.status)
-                _answer_and_close(stream, handshake.build_response(answer.status, answer.headers, answer.body))
+                response = policy.finish(request, answer)
+                level = logging.INFO if response.status < 400 else logging.DEBUG
+                log.log(level, "%s %s -> %d (process_request)", request.method, redact_url(request.path), response.status)
+                _answer_and_close(stream, handshake.serialize_response(response))
                 return None
-            accepted = self._policy.accept(request)
-            protocol = Protocol(
-                False,
-                max_message_size=opts.max_message_size,
-                max_fragments=opts.max_fragments,
-                frame_size=opts.frame_size,
-                extension=accepted.extension,
-            )
+            accepted = policy.accept(request)
+            response = policy.finish(request, accepted.response)
+            if response.status != 101:
+                log.debug("%s %s -> %d (process_response)", request.method, redact_url(request.path), response.status)
+                _answer_and_close(stream, handshake.serialize_response(response))
+                return None
+            protocol = new_protocol(opts, False, accepted.extension)
             conn = Connection(stream, protocol, self._connection_options, request=request, subprotocol=accepted.subprotocol)
             conn._rooms = self._fanout.rooms
+            if request.remote_address != peer:
+                conn.remote_address = request.remote_address  # the client's, as the trusted proxy says
             with self._lock:
                 if self._stopping.is_set():
                     raise InvalidHandshake("server shutting down", status=503)
                 self._connections.add(conn)  # before the 101: a broadcast from now on reaches it
             self._forget_pending(client)
-            conn._open(accepted.response, leftover)
-            logger.info("%s upgraded %s", request.remote_address, redact_url(request.path))
+            conn._open(handshake.serialize_response(response), leftover)
+            conn.logger.info("%s upgraded %s", request.remote_address, redact_url(request.path))
             return conn
+        except _ProxyLineError as exc:
+            log.debug("connection from %s dropped: %s", addr, exc)  # the spec says: close, do not answer
         except InvalidHandshake as exc:
-            logger.info("handshake with %s failed: %s", addr, exc)
-            _answer_and_close(stream, handshake.build_reject(exc))
+            log.debug("handshake with %s failed: %s", addr, exc)
+            response = policy.finish(request, handshake.reject_response(exc))
+            _answer_and_close(stream, handshake.serialize_response(response))
             return None
         except WebSocketTimeout:
-            logger.info("handshake with %s timed out", addr)
+            log.debug("handshake with %s timed out", addr)
         except (OSError, WebSocketError) as exc:
-            logger.info("handshake with %s failed: %s", addr, exc)
+            log.debug("handshake with %s failed: %s", addr, exc)
         stream.shutdown()
         stream.close()
         return None
 
-    def _process_request(self, request: Request) -> Optional[Response]:
-        """The answer of the first ``process_request`` hook that answers, if any (500 if one raises)."""
-        for hook in self._hooks:
-            try:
-                answer = hook(request)
-                if answer is not None:
-                    return _as_response(answer)
-            except Exception:
-                logger.exception("process_request failed for %s %s", request.method, redact_url(request.path))
-                raise InvalidHandshake("internal server error", status=500) from None
-        return None
+
+def _read_request(
+    stream: Stream, opts: ServerOptions, policy: ServerPolicy, peer: Optional[Tuple[Any, ...]], deadline: Optional[float]
+) -> Tuple[Request, bytes]:
+    """Read a client's opening request: socket options, PROXY line, TLS, then the HTTP head (and what follows it)."""
+    for level, option, value in opts.socket_options or ():
+        stream.sock.setsockopt(level, option, value)
+    proxied = None
+    if policy.proxy_protocol:
+        if not policy.admits_proxy(peer):
+            raise _ProxyLineError(f"a PROXY protocol line from {peer}, which is not a trusted proxy")
+        proxied = _read_proxy_line(stream, deadline)
+    if opts.ssl_context is not None:
+        from .tls import TLS
+
+        stream.start_tls(TLS(opts.ssl_context, server_side=True), deadline)
+    head, leftover = read_head(stream, opts.max_header_size, deadline)
+    request = handshake.parse_request(head)
+    request.peer_address = peer
+    request.remote_address = policy.client_address(peer, proxied, request.headers)
+    return request, leftover
+
+
+class _ProxyLineError(Exception):
+    """Internal: a connection's PROXY protocol line is missing, malformed or not allowed (the connection is dropped)."""
+
+
+def _read_proxy_line(stream: Stream, deadline: Optional[float]) -> Optional[Tuple[str, int]]:
+    """Read the PROXY protocol v1 line that starts ``stream``; return its source (``None``: UNKNOWN).
+
+    The bytes after the line go back to the stream, for TLS or the HTTP head.
+    """
+    buf = b""
+    while True:
+        try:
+            found = parse_proxy_v1(buf)
+        except InvalidHandshake as exc:
+            raise _ProxyLineError(str(exc)) from None
+        if found is not None:
+            source, length = found
+            stream.unread(buf[length:])
+            return source
+        chunk = stream.read(deadline)
+        if not chunk:
+            raise _ProxyLineError("the connection ended before its PROXY protocol line")
+        buf += chunk
 
 
 def serve(handler: Any = None, **kwargs: Any) -> Server:
@@ -437,16 +513,6 @@ def _bind(host: Optional[str], port: int, unix_socket: Optional[str], backlog: i
     infos = socket.getaddrinfo(host or "0.0.0.0", port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, _, _, _, addr = infos[0]
     return socket.create_server(addr[:2], family=family, backlog=backlog)
-
-
-def _as_response(answer: Union[Response, Tuple[int, Any, Any]]) -> Response:
-    """Accept a :class:`Response` or a ``(status, headers, body)`` tuple from process_request."""
-    if isinstance(answer, Response):
-        return answer
-    status, headers, body = answer
-    if isinstance(body, str):
-        body = body.encode("utf-8")
-    return Response(int(status), Headers(headers or []), bytes(body or b""))
 
 
 def _answer_and_close(stream: Stream, data: bytes) -> None:

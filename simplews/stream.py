@@ -91,6 +91,15 @@ class Stream:
         self._early = early
 
     @property
+    def tls_ended(self) -> bool:
+        """Whether the TLS stream to the peer ended (close_notify), perhaps in a read that also returned data.
+
+        A peer may then wait for our close_notify with TCP open: reading the
+        socket again would block, so the end is answered from here.
+        """
+        return bool(self._layers) and self._layers[-1].eof
+
+    @property
     def tls(self) -> Optional[TLS]:
         """The innermost TLS layer (the one to the WebSocket peer), if any."""
         return self._layers[-1] if self._layers else None
@@ -122,6 +131,8 @@ class Stream:
         if self._early:
             early, self._early = self._early, b""
             return early
+        if self.tls_ended:
+            return b""
         while True:
             timeout = FOREVER if deadline is None else deadline - time.monotonic()
             if timeout <= 0:
@@ -147,11 +158,18 @@ class Stream:
             if plain or not data or self._layers[-1].eof:
                 return plain
 
+    def unread(self, data: bytes) -> None:
+        """Give back bytes read ahead (before a TLS layer started, say): the next read returns them first."""
+        if data:
+            self._early = data + self._early
+
     def read_nowait(self) -> Optional[bytes]:
         """What the peer sent that is already here, without waiting; ``None`` if nothing is."""
         if self._early:
             early, self._early = self._early, b""
             return early
+        if self.tls_ended:
+            return b""
         if self._rtimeout != 0.0:
             self.sock.settimeout(0.0)
             self._rtimeout = 0.0

@@ -1,4 +1,4 @@
-"""Opening a client's stream: TCP (IPv4/IPv6), Unix sockets, HTTP(S) CONNECT proxies, TLS, in one deadline.
+"""Opening a client's stream: TCP (IPv4/IPv6), Unix sockets, HTTP(S) CONNECT and SOCKS proxies, TLS, in one deadline.
 
 Everything here runs on the thread that opens the connection; :class:`Cancel`
 lets another thread (``Client.stop()``) abort it at any point.
@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Optional, Set
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional, Set, Tuple
 from urllib.parse import unquote, urlsplit
 
 from .exceptions import (
@@ -33,7 +33,7 @@ from .stream import Stream, read_head
 if TYPE_CHECKING:  # pragma: no cover
     import ssl  # imported on first TLS use: it costs milliseconds of import time
 
-    from .options import ClientOptions
+    from .options import ClientOptions, SocketOption
 
 __all__ = [
     "Cancel", "shutdown", "discard", "open_tcp", "open_stream", "new_unix_socket",
@@ -102,8 +102,21 @@ def remaining(deadline: Optional[float]) -> Optional[float]:
     return left
 
 
-def open_tcp(host: str, port: int, deadline: Optional[float], cancel: Optional[Cancel] = None) -> socket.socket:
-    """Connect a TCP socket to ``host:port``, trying every address, with clear errors."""
+def open_tcp(
+    host: str,
+    port: int,
+    deadline: Optional[float],
+    cancel: Optional[Cancel] = None,
+    *,
+    source_address: Optional[Tuple[str, int]] = None,
+    socket_options: Iterable[SocketOption] = (),
+) -> socket.socket:
+    """Connect a TCP socket to ``host:port``, trying every address, with clear errors.
+
+    ``socket_options`` are set and ``source_address`` is bound before each
+    address is tried (an address of another family than ``source_address``
+    fails and the next is tried).
+    """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
@@ -116,6 +129,11 @@ def open_tcp(host: str, port: int, deadline: Optional[float], cancel: Optional[C
         try:
             if cancel is not None:
                 cancel.track(sock)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # before the caller's: they may turn it off
+            for level, option, value in socket_options:
+                sock.setsockopt(level, option, value)
+            if source_address is not None:
+                sock.bind(source_address)
             sock.settimeout(remaining(deadline))
             sock.connect(addr)
         except socket.timeout as exc:
@@ -128,7 +146,6 @@ def open_tcp(host: str, port: int, deadline: Optional[float], cancel: Optional[C
         except BaseException:
             sock.close()
             raise
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
     if isinstance(last, ConnectionRefusedError) or getattr(last, "errno", None) == errno.ECONNREFUSED:
         raise ConnectionRefused(f"connection refused by {host}:{port}") from last
@@ -166,12 +183,22 @@ def open_stream(uri: Any, options: ClientOptions, deadline: Optional[float], can
             sock = _open_unix(options.unix_socket, deadline, cancel)
         else:
             proxy = proxy_from_env(uri) if options.proxy == "auto" else options.proxy
-            if proxy:
+            if proxy and proxy.lower().startswith("socks"):
+                from .socks import open_socks_tunnel  # imported on first use, like python-socks itself
+
+                sock = open_socks_tunnel(proxy, uri.host, uri.port, deadline, cancel, **tcp_options(options))
+            elif proxy:
                 return _open_via_proxy(proxy, uri, options, deadline, cancel)
-            sock = open_tcp(uri.host, uri.port, deadline, cancel)
+            else:
+                sock = open_tcp(uri.host, uri.port, deadline, cancel, **tcp_options(options))
     elif hasattr(sock, "cipher"):  # an ssl.SSLSocket
         raise TypeError("sock must be a plain connected socket (simplews runs TLS itself for wss://)")
     return _secure(Stream(sock), uri, options, deadline)
+
+
+def tcp_options(options: ClientOptions) -> Dict[str, Any]:
+    """The keywords of :func:`open_tcp` that ``options`` set: the local end of the socket."""
+    return {"source_address": options.source_address, "socket_options": tuple(options.socket_options or ())}
 
 
 def _secure(stream: Stream, uri: Any, options: ClientOptions, deadline: Optional[float]) -> Stream:
@@ -272,10 +299,12 @@ def _open_via_proxy(proxy: str, uri: Any, options: ClientOptions, deadline: Opti
     except ValueError:
         raise InvalidURI(f"invalid proxy URL {redact_url(proxy)!r}: bad host or port") from None
     if parts.scheme not in ("http", "https", "") or not parts.hostname:
-        raise InvalidURI(f"unsupported proxy {parts.scheme}:// (use http:// or https:// CONNECT proxies)")
+        raise InvalidURI(
+            f"unsupported proxy {parts.scheme}:// (use http://, https://, socks5h://, socks5://, socks4a:// or socks4://)"
+        )
     name = f"proxy {parts.hostname}:{pport}"
     try:
-        sock = open_tcp(parts.hostname, pport, deadline, cancel)
+        sock = open_tcp(parts.hostname, pport, deadline, cancel, **tcp_options(options))
     except ConnectError as exc:  # same class, but say it was the proxy that failed
         raise type(exc)(f"{name}: {exc}") from exc
     stream = Stream(sock)

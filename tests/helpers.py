@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import signal
 import socket
+import subprocess
 import threading
 import time
 from typing import Any, Callable, Iterator, List, Tuple
@@ -33,6 +35,37 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, interval: float
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def accepts(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """Terminate a helper process (a proxy) and wait for it; kill it if it does not go."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGCONT)  # a paused process handles SIGTERM only once resumed
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def ipv6_loopback() -> bool:
+    """Whether this machine has an IPv6 loopback to bind."""
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
 
 
 def pump(src: socket.socket, dst: socket.socket) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import queue
+import re
 import select
 import signal
 import socket
@@ -301,6 +303,8 @@ def test_connect_abnormal_close_exits_1(ws_server: ServerFactory) -> None:
         (["connect", "ws://127.0.0.1/", "--header", "no colon"], "is not 'Name: value'"),
         (["serve", "--port", "70000"], "is not between 0 and 65535"),
         (["connect", "ws://127.0.0.1/", "--timeout", "soon"], "invalid float value"),
+        (["connect", "ws://127.0.0.1/", "--proxy", "gopher://127.0.0.1:70"], "unsupported proxy gopher://"),
+        (["connect", "ws://127.0.0.1/", "--ping", "-1"], "--ping -1 is negative"),
     ],
 )
 def test_usage_mistakes_are_one_line_errors_with_exit_2(args: List[str], message: str) -> None:
@@ -401,3 +405,98 @@ def test_connect_through_a_proxy(ws_server: ServerFactory) -> None:
     finally:
         proxy.close()
     assert proxy.targets == [f"127.0.0.1:{server.port}"]
+
+
+@pytest.mark.timeout(300)
+def test_piped_lines_are_echoed_before_the_close_every_time(cli_server: Any) -> None:
+    """End of input closes at once; the echoes cross our close frame and must still be printed."""
+    url, _ = cli_server()
+    for run in range(20):
+        result = run_cli("connect", url, input="hello\nworld\n")
+        assert (result.returncode, result.stdout) == (0, "hello\nworld\n"), (run, result.stderr)
+
+
+# --- connect: wsdump's options -------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_connect_binary_sends_hex_lines_as_binary(ws_recording_server: RecordingServer) -> None:
+    result = run_cli("connect", ws_recording_server.url, "--binary", input="00ff10\nDE AD be ef\nnot hex\n\n")
+    assert result.returncode == 0, result.stderr
+    assert ws_recording_server.wait_for_messages(3) == [b"\x00\xff\x10", b"\xde\xad\xbe\xef", b""]
+    assert "stdin line 3 is not hex; not sent: 'not hex'" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_connect_file_sends_the_file_as_one_binary_message(ws_recording_server: RecordingServer, tmp_path: Path) -> None:
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(bytes(range(256)) * 300)  # 76800 bytes: several frames on the wire, one message
+    result = run_cli("connect", ws_recording_server.url, "--file", str(blob), input="and a line\n")
+    assert result.returncode == 0, result.stderr
+    assert ws_recording_server.wait_for_messages(2) == [blob.read_bytes(), "and a line"]
+    missing = run_cli("connect", ws_recording_server.url, "--file", str(tmp_path / "missing.bin"), input="")
+    assert missing.returncode == 2 and "cannot read --file" in missing.stderr and "Traceback" not in missing.stderr
+    assert len(ws_recording_server.wait_for_connections(1)) == 1  # the usage error came before connecting
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("interval", [None, "0.05"])
+def test_connect_ping_prints_the_round_trip_time(cli_server: Any, interval: Optional[str]) -> None:
+    url, _ = cli_server()
+    proc = simplews_cli("connect", url, "--ping", *([interval] if interval else []))  # stdin stays open meanwhile
+    err = Lines(proc.stderr)
+    assert err.next() == f"connected to {url}"
+    for _ in range(3 if interval else 1):
+        line = err.next()
+        assert line is not None and re.fullmatch(r"pong after \d+\.\d{3} ms", line), line
+    proc.stdin.close()
+    assert proc.wait(30) == 0
+    rest = err.rest()
+    assert rest[-1] == "disconnected (1000)"
+    if not interval:
+        assert rest == ["disconnected (1000)"]  # one ping only
+    proc.stdout.close()
+
+
+@pytest.mark.timeout(60)
+def test_connect_timings_stamp_each_message(cli_server: Any) -> None:
+    url, _ = cli_server()
+    result = run_cli("connect", url, "--timings", input="one\ntwo\n")
+    assert result.returncode == 0, result.stderr
+    stamps = [re.fullmatch(r"\[ *(\d+\.\d{3})\] (.*)", line) for line in result.stdout.splitlines()]
+    assert all(stamps) and [m.group(2) for m in stamps if m] == ["one", "two"], result.stdout
+    times = [float(m.group(1)) for m in stamps if m]
+    assert times == sorted(times)
+    assert re.match(r"\[ *\d+\.\d{3}\] disconnected \(1000\)", result.stderr.splitlines()[-1])
+
+
+@pytest.mark.timeout(60)
+def test_connect_json_pretty_prints_json_and_leaves_the_rest(ws_server: ServerFactory) -> None:
+    def send_some(ws: simplews.Connection) -> None:
+        ws.send('{"sensor": "t1", "values": [1, 2], "unit": "°C"}')
+        ws.send("not json {")
+        ws.send(b"\x01")
+        ws.close(1000)
+
+    server = ws_server(on_open=send_some)
+    result = run_cli("connect", server.url, "--json", input="")
+    assert result.returncode == 0, result.stderr
+    pretty = json.dumps({"sensor": "t1", "values": [1, 2], "unit": "°C"}, indent=2, ensure_ascii=False)
+    assert result.stdout.splitlines() == [*pretty.splitlines(), "not json {", "[binary 1 bytes] 01"]
+
+
+@pytest.mark.timeout(60)
+def test_connect_raw_shows_messages_pings_pongs_and_close_frames(cli_server: Any) -> None:
+    url, _ = cli_server()
+    result = run_cli("connect", url, "--raw", "--binary", input="6869\n")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 6 and lines[0] == "> binary 2 6869" and lines[-1] == "< close 1000", lines
+    # after the input, a ping whose pong shows the server read it all; then our close
+    ping = next((m for m in map(re.compile(r"> ping 4 ([0-9a-f]{8})").fullmatch, lines) if m), None)
+    assert ping is not None, lines
+    pong = re.compile(rf"< pong 4 {ping.group(1)} \(\d+\.\d{{3}} ms\)")
+    pongs = [i for i, line in enumerate(lines) if pong.fullmatch(line)]
+    assert len(pongs) == 1 and lines.index(ping.group(0)) < pongs[0] < lines.index("> close 1000"), lines
+    # the echo comes back at any point, even after our close frame went out: it is printed all the same
+    assert "< binary 2 6869" in lines[1:5], lines

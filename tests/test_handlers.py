@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import types
 from typing import Any, List
 
 import pytest
@@ -13,8 +14,9 @@ from simplews.handlers import Handler, _report, resolve_handler
 
 def test_send_on_closed_connection_is_logged_quietly(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG, logger="simplews"):
-        _report(Handler(), "ws", ConnectionClosedError(1006, ""))  # type: ignore[arg-type]
-        _report(Handler(), "ws", RuntimeError("bug"))  # type: ignore[arg-type]
+        ws = types.SimpleNamespace(logger=logging.getLogger("simplews"))  # what _report uses of a connection
+        _report(Handler(), ws, ConnectionClosedError(1006, ""))  # type: ignore[arg-type]
+        _report(Handler(), ws, RuntimeError("bug"))  # type: ignore[arg-type]
     levels = [(r.levelno, r.exc_info is not None) for r in caplog.records]
     assert levels == [(logging.DEBUG, False), (logging.ERROR, True)]
 

@@ -1,19 +1,21 @@
-"""Fixtures for the client tests: a real TLS server, a real HTTP proxy, and hostile peers."""
+"""Fixtures for the client tests: a real TLS server, real HTTP and SOCKS proxies, and hostile peers."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import pytest
 import trustme
-from helpers import wait_for
+from helpers import accepts, stop_process, wait_for
 
 import simplews
 
@@ -114,33 +116,23 @@ class Tinyproxy:
             self.proc = subprocess.Popen(
                 [binary, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            if wait_for(lambda: self.proc.poll() is not None or _accepts(self.port), timeout=10):
+            if wait_for(lambda: self.proc.poll() is not None or accepts(self.port), timeout=10):
                 if self.proc.poll() is None:
                     return
         raise RuntimeError(f"tinyproxy did not start; log: {self.log.read_text() if self.log.exists() else ''}")
 
     def stop(self) -> None:
         """Terminate the process and wait for it."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
 
     def log_text(self) -> str:
         """What tinyproxy logged so far."""
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+        return _read_log(self.log)
 
 
-def _accepts(port: int) -> bool:
-    """Whether something accepts TCP connections on 127.0.0.1:port."""
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
+def _read_log(path: Path) -> str:
+    """A process's log file as text so far ("" before it exists)."""
+    return path.read_text(errors="replace") if path.exists() else ""
 
 
 def tinyproxy_binary() -> Optional[str]:
@@ -177,6 +169,73 @@ def proxy(proxy_factory: Callable[..., Tinyproxy]) -> Tinyproxy:
     return proxy_factory()
 
 
+# --- the same proxy behind TLS: stunnel in front of tinyproxy ------------------------------------
+
+
+class Stunnel:
+    """A stunnel process on 127.0.0.1 that ends TLS (a certificate of its own CA) and forwards to a local port."""
+
+    def __init__(self, workdir: Path, cert: trustme.LeafCert, target: int) -> None:
+        self.workdir = workdir
+        self.cert = cert
+        self.target = target
+        self.proc: Optional[subprocess.Popen] = None
+        self.port = 0
+        self.log = workdir / "stunnel.log"
+
+    def start(self, binary: str) -> None:
+        """Start on a free port and wait until it accepts connections."""
+        pem = self.workdir / "proxy.pem"
+        self.cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
+        pem.chmod(0o600)
+        for _ in range(5):  # the free port may be taken between probing and binding
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                self.port = probe.getsockname()[1]
+            conf = self.workdir / "stunnel.conf"
+            self.log.unlink(missing_ok=True)
+            conf.write_text(
+                f"foreground = yes\npid =\ndebug = info\noutput = {self.log}\n"
+                f"[proxy]\naccept = 127.0.0.1:{self.port}\nconnect = 127.0.0.1:{self.target}\ncert = {pem}\n"
+            )
+            self.proc = subprocess.Popen([binary, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # stunnel says when it listens (a probe would count as a client); it exits if the bind fails
+            if wait_for(lambda: self.proc.poll() is not None or "Accepting new connections" in _read_log(self.log), timeout=10):
+                if self.proc.poll() is None:
+                    return
+        raise RuntimeError(f"stunnel did not start; log: {_read_log(self.log)}")
+
+    def stop(self) -> None:
+        """Terminate the process and wait for it."""
+        stop_process(self.proc)
+
+    def log_text(self) -> str:
+        """What stunnel logged so far."""
+        return _read_log(self.log)
+
+
+@pytest.fixture(scope="session")
+def proxy_ca() -> trustme.CA:
+    """The certificate authority of the TLS proxy: not the server's, so that each context is checked on its own."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_proxy(proxy: Tinyproxy, proxy_ca: trustme.CA, tmp_path: Path) -> Iterator[Tuple[Stunnel, Tinyproxy]]:
+    """``https://127.0.0.1:port``: stunnel (certificate for 127.0.0.1 from ``proxy_ca``) in front of tinyproxy."""
+    binary = shutil.which("stunnel4") or shutil.which("stunnel")
+    if binary is None:
+        pytest.skip("stunnel4 is not installed and could not be (needs apt-get as root; see .ci/run)")
+    workdir = tmp_path / "stunnel"
+    workdir.mkdir()
+    tunnel = Stunnel(workdir, proxy_ca.issue_cert("127.0.0.1"), proxy.port)
+    try:
+        tunnel.start(binary)
+        yield tunnel, proxy
+    finally:
+        tunnel.stop()
+
+
 @pytest.fixture
 def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """Clear every proxy variable so the machine's environment cannot change a test."""
@@ -189,6 +248,115 @@ def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 @pytest.fixture(autouse=True)
 def _isolate_proxy_env(no_proxy_env: pytest.MonkeyPatch) -> None:
     """Every client test starts without proxy variables."""
+
+
+# --- real SOCKS servers ---------------------------------------------------------------------
+
+#: siosocks' own command line, with its debug log (each "connect call HOST:PORT") switched on
+_SIOSOCKS = (
+    "import logging, runpy, sys; logging.basicConfig(level=logging.DEBUG, format='%(name)s: %(message)s'); "
+    "sys.argv[0] = 'siosocks'; runpy.run_module('siosocks', run_name='__main__')"
+)
+
+
+class SocksServer:
+    """A SOCKS server process on 127.0.0.1; what it prints is its log.
+
+    ``kind`` is ``microsocks`` (SOCKS5, C, from Debian), ``siosocks`` (SOCKS4, SOCKS4a
+    and SOCKS5, Python) or ``pproxy`` (SOCKS4 and SOCKS5, Python: it lacks SOCKS4a).
+    """
+
+    def __init__(self, kind: str, workdir: Path, *, user: Optional[str] = None, password: Optional[str] = None) -> None:
+        self.kind = kind
+        self.user = user
+        self.password = password
+        self.log = workdir / f"{kind}.log"
+        self.proc: Optional[subprocess.Popen] = None
+        self.port = 0
+
+    def argv(self, port: int) -> List[str]:
+        """The command line that serves on 127.0.0.1:port."""
+        if self.kind == "microsocks":
+            auth = ["-u", self.user, "-P", self.password or ""] if self.user else []
+            return [shutil.which("microsocks") or "microsocks", "-i", "127.0.0.1", "-p", str(port), *auth]
+        if self.kind == "siosocks":
+            return [sys.executable, "-c", _SIOSOCKS, "--host", "127.0.0.1", "--port", str(port),
+                    "--socks", "4", "--socks", "5"]  # fmt: skip
+        users = f"#{self.user}" if self.user else ""  # pproxy's SOCKS4 checks the user id against it
+        return [sys.executable, "-m", "pproxy", "-v", "-l", f"socks4+socks5://127.0.0.1:{port}{users}"]
+
+    def url(self, scheme: str, user: Optional[str] = None, password: Optional[str] = None) -> str:
+        """``scheme://[user[:password]@]127.0.0.1:port``."""
+        cred = f"{user}:{password}@" if password is not None else (f"{user}@" if user else "")
+        return f"{scheme}://{cred}127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the process on a free port and wait until it accepts connections."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        for _ in range(5):  # the free port may be taken between probing and binding
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                self.port = probe.getsockname()[1]
+            with open(self.log, "ab") as out:
+                self.proc = subprocess.Popen(self.argv(self.port), stdout=out, stderr=subprocess.STDOUT, env=env)
+            if wait_for(lambda: self.proc.poll() is not None or self._ready(), timeout=20) and self.proc.poll() is None:
+                return
+        raise RuntimeError(f"{self.kind} did not start; log: {self.log_text()}")
+
+    def _ready(self) -> bool:
+        """Whether the server listens: the Python ones say so (a probe would log a failed exchange)."""
+        if self.kind == "microsocks":  # prints nothing until a client connects
+            return accepts(self.port)
+        return f"127.0.0.1:{self.port}" in self.log_text()
+
+    def pause(self) -> None:
+        """Stop the process (SIGSTOP): the kernel still accepts connections, nobody answers."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def stop(self) -> None:
+        """Terminate the process and wait for it."""
+        stop_process(self.proc)
+
+    def log_text(self) -> str:
+        """What the server printed so far."""
+        return _read_log(self.log)
+
+
+def _socks_available(kind: str) -> Optional[str]:
+    """Why a SOCKS server of ``kind`` cannot run here (``None`` if it can)."""
+    try:
+        import python_socks  # noqa: F401
+    except ImportError:
+        return "python-socks is not installed (the socks extra)"
+    if kind == "microsocks":
+        return None if shutil.which("microsocks") else "microsocks is not installed (needs apt-get as root; see .ci/run)"
+    try:
+        __import__(kind)
+    except ImportError:
+        return f"{kind} is not installed (the test extra)"
+    return None
+
+
+@pytest.fixture
+def socks_factory(tmp_path: Path) -> Iterator[Callable[..., SocksServer]]:
+    """Start SOCKS server processes (``kind``, ``user=``, ``password=``); stopped after the test."""
+    servers: List[SocksServer] = []
+
+    def start(kind: str, **kwargs: Any) -> SocksServer:
+        reason = _socks_available(kind)
+        if reason:
+            pytest.skip(reason)
+        workdir = tmp_path / f"socks{len(servers)}"
+        workdir.mkdir()
+        server = SocksServer(kind, workdir, **kwargs)
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 # --- raw peers ----------------------------------------------------------------------------

@@ -82,8 +82,8 @@ def test_unreachable_proxy_is_refused_and_named(echo_server: simplews.Server) ->
 
 
 def test_unsupported_proxy_scheme(echo_server: simplews.Server) -> None:
-    with pytest.raises(simplews.InvalidURI, match="use http:// or https://"):
-        simplews.connect(echo_server.url, proxy="socks5://127.0.0.1:1080")
+    with pytest.raises(simplews.InvalidURI, match="unsupported proxy ftp:// .use http://, https://, socks5h://"):
+        simplews.connect(echo_server.url, proxy="ftp://127.0.0.1:1080")
 
 
 @pytest.mark.parametrize("name", ["HTTP_PROXY", "http_proxy"])

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import queue
+import socket
 import struct
-from typing import Callable
+import threading
+from typing import Any, Callable, Dict
 
 import pytest
-from endpoints import CLOSE_REQUEST, Session
+from endpoints import BASE_OPTIONS, CLOSE_REQUEST, JOIN_TIMEOUT, Session
 from helpers import wait_for
-from rawpeer import BINARY, CLOSE, PING, TEXT, close_payload
+from rawpeer import BINARY, CLOSE, PING, TEXT, RawPeer, client_handshake, close_payload, server_handshake
 
 import simplews
 from simplews.protocol import Close, Protocol
@@ -148,3 +151,85 @@ def test_close_started_by_simplews(session: Session) -> None:
     peer.send(TEXT, b"ignored: the endpoint already sent its close")
     session.end_tcp(reply_code=4001)
     assert session.endpoint_code() == 4001
+
+
+# --- messages that cross our close frame ----------------------------------------------------
+
+
+def _late_peer_replies(peer: RawPeer, count: int = 2) -> None:
+    """After the endpoint's close frame: ``count`` messages, then the close reply (they crossed on the wire)."""
+    peer.expect_close_frame(1000)
+    for i in range(count):
+        peer.send(TEXT if i % 2 == 0 else BINARY, f"late {i}".encode())
+    peer.send_close(1000)
+
+
+def test_client_reads_messages_sent_before_the_servers_close_after_its_own_close() -> None:
+    """RFC 6455 1.4: data may still arrive after sending a close; what came before the peer's close is readable."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(JOIN_TIMEOUT)
+        result: Dict[str, Any] = {}
+
+        def client() -> None:
+            try:
+                ws = simplews.connect(f"ws://127.0.0.1:{listener.getsockname()[1]}/", **BASE_OPTIONS)
+                ws.close()  # our close goes first; the server's two messages cross it
+                result["late"] = list(ws)  # the iteration ends at the normal close
+                result["code"] = ws.close_code
+            except BaseException as exc:
+                result["error"] = exc
+
+        thread = threading.Thread(target=client, name="test-late-client")
+        thread.start()
+        sock, _ = listener.accept()
+        peer, _ = server_handshake(sock)
+        try:
+            _late_peer_replies(peer)
+            peer.close()  # the server closes TCP first
+        finally:
+            thread.join(JOIN_TIMEOUT)
+    assert result == {"late": ["late 0", b"late 1"], "code": 1000}
+
+
+def test_server_reads_messages_sent_before_the_clients_close_after_its_own_close() -> None:
+    late: queue.Queue[Any] = queue.Queue()
+
+    def handler(ws: simplews.Connection) -> None:
+        ws.close()
+        late.put(list(ws))
+
+    with simplews.serve(handler, port=0, **BASE_OPTIONS) as server:
+        peer = client_handshake(server.port)
+        try:
+            _late_peer_replies(peer)
+            peer.wait_eof()
+        finally:
+            peer.close()
+        assert late.get(timeout=JOIN_TIMEOUT) == ["late 0", b"late 1"]
+
+
+def test_messages_kept_during_the_close_are_bounded_by_max_queue() -> None:
+    """A peer flooding after our close frame does not grow the queue without bound: the rest is dropped."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(JOIN_TIMEOUT)
+        result: Dict[str, Any] = {}
+
+        def client() -> None:
+            ws = simplews.connect(f"ws://127.0.0.1:{listener.getsockname()[1]}/", max_queue=4, **BASE_OPTIONS)
+            ws.close(timeout=JOIN_TIMEOUT)
+            result["late"] = list(ws)
+
+        thread = threading.Thread(target=client, name="test-late-client")
+        thread.start()
+        sock, _ = listener.accept()
+        peer, _ = server_handshake(sock)
+        try:
+            peer.expect_close_frame(1000)
+            for i in range(2000):
+                peer.send(TEXT, b"%04d" % i + b"x" * 1000)
+            peer.send_close(1000)
+            peer.close()
+        finally:
+            thread.join(JOIN_TIMEOUT)
+    late = result["late"]
+    assert 4 <= len(late) < 2000 and late[:4] == [f"{i:04d}" + "x" * 1000 for i in range(4)]

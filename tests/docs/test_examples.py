@@ -225,6 +225,11 @@ def readme_command_line(block: Block, runner: Runner) -> None:
         (r"^simplews serve --host 0\.0\.0\.0 --certfile cert\.pem --keyfile key\.pem", _cli_tls_server),
         (r"^simplews connect ws://127\.0\.0\.1:8765/ -H", _cli_connect_with_header),
         (r"^echo .* \| simplews connect wss://example\.com/feed --wait 2", _cli_pipe_to_wss),
+        (r"^echo 'de ad be ef' \| simplews connect ws://127\.0\.0\.1:8765/ --binary", _cli_binary),
+        (r"^simplews connect ws://127\.0\.0\.1:8765/ --file firmware\.bin < /dev/null", _cli_file),
+        (r"^simplews connect wss://example\.com/feed --json --timings", _cli_json_timings),
+        (r"^simplews connect ws://127\.0\.0\.1:8765/ --ping 5", _cli_ping),
+        (r"^simplews connect ws://127\.0\.0\.1:8765/ --raw", _cli_raw),
         (r"^simplews --version", _cli_version),
     ]
     lines = [line for line in block.text.splitlines() if line.strip()]
@@ -280,6 +285,40 @@ def _cli_pipe_to_wss(line: str, runner: Runner) -> None:
     assert example.finish() == 0, example.report()
     assert example.stdout.splitlines() == ['{"cmd": "status"}']
     assert server.handshakes[0].path == "/feed" and not example.refused
+
+
+def _cli_binary(line: str, runner: Runner) -> None:
+    example = runner.start([], shell=line)
+    assert example.finish() == 0, example.report()
+    assert b"\xde\xad\xbe\xef" in runner.standins.echo.messages
+    assert example.stdout.splitlines() == ["[binary 4 bytes] deadbeef"], example.report()  # the echo, as hex
+
+
+def _cli_file(line: str, runner: Runner) -> None:
+    example = runner.start([], shell="printf 'firmware image' > firmware.bin && " + line)
+    assert example.finish() == 0, example.report()
+    assert b"firmware image" in runner.standins.echo.messages
+
+
+def _cli_json_timings(line: str, runner: Runner) -> None:
+    server = runner.standins.tls_echo()
+    example = runner.start([], shell=line, stdin='{"indented": "JSON"}\n',
+                           resolve={"example.com:443": ("127.0.0.1", server.server.port)})  # fmt: skip
+    assert example.finish() == 0, example.report()
+    assert re.search(r'(?m)^\[ *\d+\.\d{3}\] \{\n +"indented": "JSON"\n\}', example.stdout), example.report()
+
+
+def _cli_ping(line: str, runner: Runner) -> None:
+    example = runner.start([], shell=line.split("#")[0], stdin="ping me\n")
+    assert example.finish() == 0, example.report()
+    assert example.stdout.splitlines() == ["ping me"], example.report()
+
+
+def _cli_raw(line: str, runner: Runner) -> None:
+    example = runner.start([], shell=line.split("#")[0], stdin="hello\n")
+    assert example.finish() == 0, example.report()
+    shown = example.stdout + example.stderr
+    assert "> text 5 hello" in shown and "< close 1000" in shown, example.report()
 
 
 def _cli_version(line: str, runner: Runner) -> None:

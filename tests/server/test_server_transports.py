@@ -11,7 +11,7 @@ from typing import Any, Iterator, List, Tuple
 import pytest
 import trustme
 import websocket
-from helpers import needs_unix_sockets, wait_for
+from helpers import ipv6_loopback, needs_unix_sockets, wait_for
 from server_raw import read_response
 
 import simplews
@@ -124,16 +124,7 @@ def _health(request: simplews.Request) -> Any:
     return (200, [], b"ok") if request.path == "/healthz" else None
 
 
-def _ipv6_available() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-needs_ipv6 = pytest.mark.skipif(not _ipv6_available(), reason="no IPv6 loopback")
+needs_ipv6 = pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback")
 
 
 @needs_ipv6

@@ -149,3 +149,53 @@ def cluster(url: str) -> Tuple[simplews.Server, simplews.RedisBroadcast]:
     print(sent, stats.published + stats.delivered + stats.dropped, broadcast.connected, broadcast.instance_id, bus)
     print(totals.published, totals.dropped, totals.received, totals.delivered, totals.skipped)
     return server, broadcast
+def routed_server() -> simplews.Server:
+    """Routes behind Basic auth, with the path parameters and the user in the handler."""
+    router = simplews.Router({"/": on_message})
+
+    @router.route("/rooms/{room}")
+    def room(ws: simplews.Connection) -> None:
+        request = ws.request
+        if request is not None:
+            ws.send(f"{request.username} in {request.path_params['room']} ({request.route})")
+
+    def dispatch(ws: simplews.Connection) -> None:
+        if ws.request is not None and router.handler_for(ws.request) is room:
+            room(ws)
+
+    hooks = simplews.chain_hooks(simplews.basic_auth("chat", credentials={"ann": "s3cret"}), router.process_request)
+    return simplews.Server(dispatch, process_request=hooks, port=0)
+
+
+def deployed_server() -> simplews.Server:
+    """A router as the handler, request hooks in order, a cookie on the 101, no Server header."""
+    router = simplews.Router({"/echo/{name}": on_message})
+
+    def cookie(request: simplews.Request, response: simplews.Response) -> None:
+        response.headers.add("Set-Cookie", "seen=1")
+
+    return simplews.Server(
+        router,
+        process_request=[simplews.basic_auth("chat", credentials={"ann": "s3cret"}), process_request],
+        process_response=cookie,
+        server_header=None,
+        trusted_proxies=["127.0.0.1"],
+        port=0,
+    )
+
+
+def resilient(url: str) -> List[Union[str, bytes]]:
+    """Fresh headers per attempt, an outbox across reconnects, what was never sent at the end."""
+    client = simplews.Client(
+        url,
+        headers=lambda: {"Authorization": "Bearer fresh"},
+        on_reconnect=lambda ws: print("reconnected", ws.id),
+        outbox=simplews.Outbox(max_messages=100, max_bytes=1 << 16, overflow="raise"),
+        reconnect=True,
+        source_address=("127.0.0.1", 0),
+    )
+    try:
+        client.send("queued")
+    except simplews.OutboxFull:
+        pass
+    return client.stop()

@@ -23,3 +23,5 @@ def main() -> None:
     server.broadcast("hello", room=42)  # E: arg-type
     ws.join(b"lobby")  # E: arg-type
     print(text, server.urls)  # E: attr-defined
+    simplews.basic_auth("chat", check_credentials=on_error)  # E: arg-type
+    simplews.Router().route(42, on_error)  # E: call-overload
