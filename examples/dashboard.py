@@ -18,7 +18,7 @@ import math
 import random
 import threading
 import time
-from typing import Any, Deque, Dict, Optional, Sequence
+from typing import Any, Deque, Dict, Optional, Sequence, Set
 
 import simplews
 
@@ -108,8 +108,11 @@ class Dashboard:
         self.interval = interval
         self.history: Deque[Dict[str, Any]] = collections.deque(maxlen=HISTORY)
         self._lock = threading.Lock()
+        self._pages: Set[simplews.Connection] = set()  # the pages that have their history
         self._stop = threading.Event()
-        self.server = simplews.Server(process_request=self.process_request, on_open=self.on_open, host=host, port=port)
+        self.server = simplews.Server(
+            process_request=self.process_request, on_open=self.on_open, on_close=self.on_close, host=host, port=port
+        )
         self._feed = threading.Thread(target=self._run_feed, name="dashboard-feed", daemon=True)
 
     def process_request(self, request: simplews.Request) -> Optional[Any]:
@@ -123,9 +126,16 @@ class Dashboard:
 
     def on_open(self, ws: simplews.Connection) -> None:
         """Give a new page the recent readings at once, so its chart is not empty."""
+        # a connection is open to broadcasts before this runs: the page gets readings only once
+        # its history is sent, and under the lock none is recorded in between (one small send)
         with self._lock:
-            history = list(self.history)
-        ws.send(json.dumps({"history": history}))
+            ws.send(json.dumps({"history": list(self.history)}))
+            self._pages.add(ws)
+
+    def on_close(self, ws: simplews.Connection, code: int, reason: str) -> None:
+        """Forget a closed page."""
+        with self._lock:
+            self._pages.discard(ws)
 
     def reading(self) -> Dict[str, Any]:
         """A simulated sensor reading: slow waves plus noise."""
@@ -143,7 +153,8 @@ class Dashboard:
             reading = self.reading()
             with self._lock:
                 self.history.append(reading)
-            self.server.broadcast(json.dumps(reading))
+                pages = list(self._pages)
+            self.server.broadcast(json.dumps(reading), connections=pages)
 
     def serve_forever(self) -> None:
         """Run until Ctrl-C / SIGTERM or :meth:`stop`; then close every client with 1001."""

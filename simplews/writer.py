@@ -267,7 +267,9 @@ class Writer:
         if protocol.state is State.CLOSED:
             self._changed()  # the connection ended while we held the role: closing the descriptor is ours
             return False
-        if stream.owed or protocol.has_pending:
+        if self.deferred or protocol.has_pending:
+            self.flush()  # queued by others while we held the role: nobody else could write it
+        if stream.owed:
             self._changed()
             return None
         return True

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, Iterator, List
 
 import pytest
@@ -13,8 +17,28 @@ from redis_server import RedisServer, require_redis
 import simplews
 
 
+def running_interpreter() -> str:
+    """The interpreter running the tests, as ``name-X.Y`` (``cpython-3.11``, ``pypy-3.9``)."""
+    return f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Name the interpreter in the run's header: CI runs the suite on more than one."""
+    return f"interpreter: {running_interpreter()} ({platform.python_implementation()} {platform.python_version()})"
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Load the simplews plugin if an install predating its entry point left it out, and the services plugin."""
+    """Refuse to run on another interpreter than ``SIMPLEWS_EXPECT_INTERPRETER`` names; load the plugins.
+
+    CI and tox set ``SIMPLEWS_EXPECT_INTERPRETER`` (e.g. ``pypy-3.9``) for the environments that
+    stand for a claimed Python version, so a run on the wrong interpreter fails instead of passing.
+    The simplews plugin is registered here when an install predating its entry point left it
+    out, and the services plugin.
+    """
+    expected = os.environ.get("SIMPLEWS_EXPECT_INTERPRETER")
+    if expected and expected != running_interpreter():
+        running = f"{running_interpreter()} ({sys.executable})"
+        raise pytest.UsageError(f"SIMPLEWS_EXPECT_INTERPRETER={expected} but the tests run on {running}")
     if not config.pluginmanager.has_plugin("simplews"):
         import simplews.testing
 
@@ -66,6 +90,19 @@ def no_environment_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
+
+
+@pytest.fixture(scope="session")
+def tracemalloc() -> ModuleType:
+    """The tracemalloc module, for tests that bound the memory a peer can make us hold.
+
+    PyPy has no tracemalloc (its garbage collector traces no allocations), so there those tests skip.
+    """
+    try:
+        import tracemalloc as module
+    except ImportError:
+        pytest.skip("no tracemalloc on this interpreter (PyPy): allocations cannot be traced")
+    return module
 
 
 @pytest.fixture

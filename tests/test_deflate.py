@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import tracemalloc
 import zlib
+from types import ModuleType
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
@@ -207,7 +207,7 @@ def test_remote_window_of_8_bits_is_inflated() -> None:
     assert make(remote_bits=8).decompress_frame(payload, fin=True, max_size=None) == message
 
 
-def test_no_zlib_memory_held_between_messages_without_context_takeover() -> None:
+def test_no_zlib_memory_held_between_messages_without_context_takeover(tracemalloc: ModuleType) -> None:
     def held(nct: bool) -> int:
         tracemalloc.start()
         try:
@@ -280,7 +280,7 @@ def bomb_chunk() -> bytes:
     return chunk
 
 
-def test_decompression_bomb_one_frame() -> None:
+def test_decompression_bomb_one_frame(tracemalloc: ModuleType) -> None:
     bomb = bomb_chunk() * 1024  # ~1 MiB that inflates to 1 GiB
     state = make()
     tracemalloc.start()

@@ -13,6 +13,7 @@ from simplews.frames import (
     _mask_int,
     _mask_translate,
     apply_mask,
+    decode_utf8,
     encode_close,
     encode_frame,
     encode_header,
@@ -20,6 +21,7 @@ from simplews.frames import (
     parse_close,
     parse_frame,
     parse_header,
+    utf8_decoder,
 )
 from simplews.protocol import Protocol
 
@@ -144,3 +146,32 @@ def test_close_payload_edge_cases() -> None:
     with pytest.raises(LocalProtocolError):
         encode_close(1000, "x" * 124)
     assert encode_close(None) == b""
+
+
+# UTF-16 surrogates (U+D800..U+DFFF) are not UTF-8 (RFC 3629): some interpreters' str(data, "utf-8")
+# lets them through (PyPy 3.9), so each buffer type is checked whole and piece by piece
+SURROGATES = [b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xed\xa0\x80\xed\xb0\x80"]
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+@pytest.mark.parametrize("surrogate", SURROGATES)
+def test_decode_utf8_refuses_surrogates_in_any_buffer(kind: type, surrogate: bytes) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        decode_utf8(kind(b"ok " + surrogate))
+    assert info.value.code == 1007
+
+
+@pytest.mark.parametrize("surrogate", SURROGATES)
+def test_decode_utf8_refuses_a_surrogate_as_soon_as_its_first_two_bytes_arrive(surrogate: bytes) -> None:
+    decoder = utf8_decoder()
+    assert decode_utf8(b"ok \xed", decoder, final=False) == "ok "
+    with pytest.raises(RemoteProtocolError) as info:
+        decode_utf8(surrogate[1:2], decoder, final=False)
+    assert info.value.code == 1007
+
+
+def test_decode_utf8_accepts_the_neighbours_of_the_surrogates() -> None:
+    text = "\ud7ff\ue000"
+    assert decode_utf8(memoryview(text.encode())) == text
+    decoder = utf8_decoder()
+    assert "".join(decode_utf8(bytes([b]), decoder, final=False) for b in text.encode()) + decode_utf8(b"", decoder) == text

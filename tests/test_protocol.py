@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from types import ModuleType
 
 import pytest
 
@@ -223,10 +224,8 @@ def test_our_sender_never_trips_a_default_receiver(frame_size: int) -> None:
 
 
 @pytest.mark.parametrize("opcode", [1, 2])
-def test_bookkeeping_of_a_message_does_not_grow_with_its_frame_count(opcode: int) -> None:
+def test_bookkeeping_of_a_message_does_not_grow_with_its_frame_count(opcode: int, tracemalloc: ModuleType) -> None:
     """4,000 one-byte fragments cost about their 4,000 bytes, not an object each."""
-    import tracemalloc
-
     server = Protocol(False)
     frames = b"".join(client_frame(opcode if i == 0 else 0, b"a", fin=False) for i in range(4000))
     tracemalloc.start()

@@ -18,7 +18,9 @@ except ImportError:  # pragma: no cover - depends on the build
     _speedups = None
 
 needs_c = pytest.mark.skipif(
-    _speedups is None, reason="simplews._speedups was not built (no C compiler at install time?)"
+    _speedups is None,
+    reason="simplews._speedups was not built: "
+    + ("it is CPython's only (the pure path is PyPy's)" if sys.implementation.name != "cpython" else "no C compiler at install time?"),
 )
 
 PATHS: List[object] = [

@@ -10,6 +10,7 @@ import threading
 from typing import Any, Iterator, List, Optional, Tuple, Union
 
 import pytest
+import websockets
 from deflate_wire import Relay, compressible, parse_frames
 from websockets.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
@@ -193,7 +194,10 @@ def _exchange_with_our_server(server: simplews.Server, factory: Optional[ClientP
     relay = Relay(("127.0.0.1", server.port))
     try:
         url = f"ws://127.0.0.1:{relay.port}/"
-        with ws_connect(url, compression=None, extensions=[factory] if factory else None, max_size=None) as ws:
+        # ping_interval=None: websockets' keepalive thread joins its reader thread while close()
+        # joins it too, which PyPy 3.9's Thread.join cannot survive (its own race, fixed in later
+        # PyPy); keepalive is not what these tests are about
+        with ws_connect(url, compression=None, extensions=[factory] if factory else None, max_size=None, ping_interval=None) as ws:
             for message in MESSAGES:
                 if _size(message) > 10_000:  # a fragmented compressed message from their side
                     ws.send([message[i : i + FRAME_SIZE] for i in range(0, len(message), FRAME_SIZE)])
@@ -269,6 +273,11 @@ def test_compression_off(our_server: simplews.Server) -> None:
     assert len(relay.down) > TOTAL
 
 
+@pytest.mark.skipif(
+    int(websockets.__version__.split(".")[0]) < 16,
+    reason="websockets 15 (the newest for Python 3.9) accepts server_max_window_bits=8, then zlib refuses"
+    " its 8-bit compressor and it answers 500; later versions decline the parameter",
+)
 @pytest.mark.parametrize("their_server", [ServerPerMessageDeflateFactory()], ids=["default"], indirect=True)
 def test_our_8_bit_server_window_request_is_declined_by_them(their_server: TheirServer) -> None:
     """Asking for server_max_window_bits=8 (which we could inflate) makes websockets decline:

@@ -11,8 +11,8 @@ import base64
 import random
 import socket
 import threading
-import tracemalloc
 import zlib
+from types import ModuleType
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
@@ -322,7 +322,7 @@ def _send_in_background(ws: RawClient, data: bytes) -> threading.Thread:
 
 @pytest.mark.timeout(60)
 def test_decompression_bomb_closes_1009_without_inflating(
-    server_factory: Callable[..., simplews.Server], raw_clients: List[RawClient]
+    server_factory: Callable[..., simplews.Server], raw_clients: List[RawClient], tracemalloc: ModuleType
 ) -> None:
     """~1 MiB on the wire that inflates to 1 GiB: 1009, little memory, other clients unaffected."""
     server = server_factory(on_message=lambda ws, m: ws.send(m))  # default max_message_size: 1 MiB

@@ -8,7 +8,7 @@ import hashlib
 import random
 import struct
 import threading
-import tracemalloc
+from types import ModuleType
 from typing import Any, Dict, List, Tuple, Union
 
 import pytest
@@ -115,7 +115,7 @@ def test_eight_threads_interleave_mixed_sizes_server_to_client(server_factory: A
 
 
 @pytest.mark.timeout(300)
-def test_thousand_cycles_leak_no_threads_fds_or_memory(server_factory: Any) -> None:
+def test_thousand_cycles_leak_no_threads_fds_or_memory(server_factory: Any, tracemalloc: ModuleType) -> None:
     server = server_factory(on_message=lambda ws, m: ws.send(m))
 
     def cycle(i: int) -> None:

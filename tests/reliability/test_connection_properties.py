@@ -30,7 +30,7 @@ import socket
 import sys
 import threading
 import time
-import tracemalloc
+from types import ModuleType
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import pytest
@@ -467,7 +467,9 @@ def edges(test: Callable[..., None]) -> Callable[..., None]:
 @EXAMPLES
 @edges
 @given(steps=sequences(), split=st.floats(0, 1), garbage=st.binary(max_size=40))
-def test_server_against_any_sequence(observed_server: Any, steps: List[Step], split: float, garbage: bytes) -> None:
+def test_server_against_any_sequence(
+    observed_server: Any, tracemalloc: ModuleType, steps: List[Step], split: float, garbage: bytes
+) -> None:
     server, observed, healthy = observed_server
     expected = model(steps)
     event(f"close frame {expected.close}, on_close {expected.on_close}, reply {expected.reply}")
@@ -498,7 +500,7 @@ def test_server_against_any_sequence(observed_server: Any, steps: List[Step], sp
 @EXAMPLES
 @edges
 @given(steps=sequences(), split=st.floats(0, 1), garbage=st.binary(max_size=40))
-def test_client_against_any_sequence(steps: List[Step], split: float, garbage: bytes) -> None:
+def test_client_against_any_sequence(tracemalloc: ModuleType, steps: List[Step], split: float, garbage: bytes) -> None:
     expected = model(steps)
     event(f"close frame {expected.close}, on_close {expected.on_close}, reply {expected.reply}")
     observed = Observed()

@@ -8,7 +8,7 @@ import socket
 import struct
 import threading
 import time
-import tracemalloc
+from types import ModuleType
 from typing import Any, List, Tuple
 
 import pytest
@@ -103,7 +103,9 @@ def frame_header(length: int) -> bytes:
 
 
 @pytest.mark.parametrize("length, code", [(1 << 63, 1002), ((1 << 63) - 1, 1009), (1 << 62, 1009)])
-def test_huge_length_field_is_refused_before_any_allocation(server_factory: Any, length: int, code: int) -> None:
+def test_huge_length_field_is_refused_before_any_allocation(
+    server_factory: Any, length: int, code: int, tracemalloc: ModuleType
+) -> None:
     closes: List[Tuple[int, str]] = []
     server = server_factory(on_message=echo, on_close=lambda ws, c, r: closes.append((c, r)))
     sock, _ = raw_client(server.url)
@@ -123,7 +125,7 @@ def test_huge_length_field_is_refused_before_any_allocation(server_factory: Any,
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("send_timeout", [1.0, None])
-def test_ping_flood_from_a_client_that_never_reads(server_factory: Any, send_timeout: Any) -> None:
+def test_ping_flood_from_a_client_that_never_reads(server_factory: Any, send_timeout: Any, tracemalloc: ModuleType) -> None:
     closes: List[int] = []
     server = server_factory(on_message=echo, send_timeout=send_timeout, close_timeout=1.0, on_close=lambda ws, c, r: closes.append(c))
     sock, _ = raw_client(server.url)

@@ -12,8 +12,8 @@ import subprocess
 import sys
 import threading
 import time
-import tracemalloc
 import zlib
+from types import ModuleType
 from typing import Any, Callable, List, Tuple
 
 import pytest
@@ -230,7 +230,7 @@ def deflate_upgrade() -> bytes:
 
 
 @pytest.mark.timeout(120)
-def test_a_compressed_bomb_stops_at_the_default_decompressed_size(server_factory: Any) -> None:
+def test_a_compressed_bomb_stops_at_the_default_decompressed_size(server_factory: Any, tracemalloc: ModuleType) -> None:
     closes = Closes()
     server = server_factory(on_message=echo, on_close=closes)
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
@@ -259,7 +259,7 @@ def test_a_compressed_bomb_stops_at_the_default_decompressed_size(server_factory
 
 
 @pytest.mark.timeout(120)
-def test_read_ahead_stops_at_the_default_queue_while_the_handler_is_busy(server_factory: Any) -> None:
+def test_read_ahead_stops_at_the_default_queue_while_the_handler_is_busy(server_factory: Any, tracemalloc: ModuleType) -> None:
     release = threading.Event()
     got: List[int] = []
 
