@@ -85,26 +85,35 @@ class Reader:
         left = None if deadline is None else max(deadline - time.monotonic(), 0)
         if not self.role.acquire(timeout=-1 if left is None else left):
             raise WebSocketTimeout("recv() timed out")
-        conn = self.conn
-        protocol, stream = conn.protocol, conn.stream
         try:
             while True:
                 queue = self.queue
                 if queue:
                     return queue.popleft()
-                if conn._closed.done:
-                    raise protocol.closed_exception()
-                if protocol.failure_deferred:  # every earlier message was handed out
-                    self.release_failure()
-                    continue
-                try:
-                    data = stream.read(deadline)
-                except WebSocketTimeout:
-                    raise WebSocketTimeout("recv() timed out") from None
-                self.process(data)
+                self.read_more(deadline, "recv()")
         finally:
             self.role.release()
             self.left()
+
+    def read_more(self, deadline: Optional[float], caller: str) -> None:
+        """Move the connection on once, for a reader holding the role that found nothing queued.
+
+        Raises :class:`ConnectionClosed` once closed; sends a violation's close
+        held back for messages that are now all handed out; else reads (until
+        ``deadline``, then :class:`WebSocketTimeout` naming ``caller``) and processes.
+        """
+        conn = self.conn
+        protocol = conn.protocol
+        if conn._closed.done:
+            raise protocol.closed_exception()
+        if protocol.failure_deferred:  # every earlier message was handed out
+            self.release_failure()
+            return
+        try:
+            data = conn.stream.read(deadline)
+        except WebSocketTimeout:
+            raise WebSocketTimeout(f"{caller} timed out") from None
+        self.process(data)
 
     def process(self, data: bytes) -> None:
         """Feed bytes to the core and act on the events (reader role held)."""

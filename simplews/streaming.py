@@ -39,7 +39,7 @@ def fragments(reader: Reader, max_size: Optional[int], timeout: Optional[float],
     message is streamed, also those that arrive while nobody receives.
     """
     conn = reader.conn
-    protocol, stream = conn.protocol, conn.stream
+    protocol = conn.protocol
     _take(reader, timeout)
     held, started, done = True, False, False
     try:
@@ -78,16 +78,7 @@ def fragments(reader: Reader, max_size: Optional[int], timeout: Optional[float],
                 held = True
                 deadline = None if timeout is None else time.monotonic() + timeout
                 continue
-            if conn.closed:
-                raise protocol.closed_exception()
-            if protocol.failure_deferred:
-                reader.release_failure()
-                continue
-            try:
-                data = stream.read(deadline)
-            except WebSocketTimeout:
-                raise WebSocketTimeout("recv_streaming() timed out") from None
-            reader.process(data)
+            reader.read_more(deadline, "recv_streaming()")
     finally:
         if started and not done:
             _give_up(reader, held)
