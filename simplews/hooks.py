@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, List, Optional
 
 from .handshake import Request
 
-__all__ = ["chain_hooks", "first_answer"]
+__all__ = ["as_hooks", "chain_hooks", "first_answer"]
 
 RequestHook = Callable[[Request], Optional[Any]]
+
+
+def as_hooks(value: Any) -> List[Callable[..., Any]]:
+    """A hook option as a list: ``None`` none, a list or tuple in order, else the one hook."""
+    hooks = [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+    for hook in hooks:
+        if not callable(hook):
+            raise TypeError(f"a hook must be callable, not {hook!r}")
+    return hooks
 
 
 def first_answer(hooks: Iterable[RequestHook], request: Request) -> Optional[Any]:
@@ -33,10 +42,7 @@ def chain_hooks(*hooks: RequestHook) -> RequestHook:
 
         process_request=chain_hooks(basic_auth("chat", credentials=users), router.process_request)
     """
-    for hook in hooks:
-        if not callable(hook):
-            raise TypeError(f"a request hook must be callable, not {hook!r}")
-    chain = tuple(hooks)
+    chain = tuple(as_hooks(hooks))
 
     def process_request(request: Request) -> Optional[Any]:
         return first_answer(chain, request)

@@ -24,12 +24,13 @@ from .forwarded import parse_proxy_v1
 from .frames import encode_close
 from .handlers import Handler, OnClose, OnControl, OnError, OnFragment, OnMessage, OnOpen, preparer, resolve_handler, run_connection
 from .handshake import Request, redact_url
+from .hooks import as_hooks
 from .listener import Listener
 from .options import DEFAULT_THREAD_STACK_SIZE, ServerOptions, new_protocol
 from .routing import Router
 from .stream import Stream, read_head
 from .transport import discard, new_unix_socket
-from .upgrade import ServerPolicy, as_hooks
+from .upgrade import ServerPolicy
 
 __all__ = ["Server", "serve", "DEFAULT_THREAD_STACK_SIZE"]
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
 from . import handshake
 from .exceptions import InvalidHandshake, NegotiationError
 from .handshake import Headers, Request, Response, redact_url
-from .hooks import first_answer
+from .hooks import as_hooks, first_answer
 
 if TYPE_CHECKING:  # pragma: no cover
     from .deflate import DeflateConfig, PerMessageDeflate
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .options import ClientOptions, ServerOptions
     from .origins import OriginPolicy
 
-__all__ = ["Accepted", "ServerPolicy", "ClientHandshake", "user_agent", "as_hooks", "as_response"]
+__all__ = ["Accepted", "ServerPolicy", "ClientHandshake", "user_agent", "as_response"]
 
 
 def user_agent() -> str:
@@ -56,15 +56,6 @@ class Accepted:
 
 
 Hooks = List[Callable[..., Any]]
-
-
-def as_hooks(value: Any) -> Hooks:
-    """A hook option as a list: ``None`` none, a list or tuple in order, else the one hook."""
-    hooks = [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
-    for hook in hooks:
-        if not callable(hook):
-            raise TypeError(f"a hook must be callable, not {hook!r}")
-    return hooks
 
 
 def as_response(answer: Union[Response, Tuple[int, Any, Any]]) -> Response:
