@@ -1,10 +1,13 @@
 """The raw TCP baseline: what a minimal threaded library costs with no WebSocket.
 
 Length-prefixed messages (4-byte big-endian length, top bit = text), written
-with one ``sendall`` (two for large payloads, so they are never copied to
-prepend a header), read with ``recv_into`` a reusable per-connection buffer,
+with one ``send`` (two for large payloads, so they are never copied to
+prepend a header; ``sendall`` only for what a short write left), read with ``recv_into`` a reusable per-connection buffer,
 and a thread-per-connection server calling the handler on the connection's
-own thread.  Every workload runs the same pattern over this baseline; the
+own thread.  Client sockets set ``TCP_NODELAY`` (as the libraries' clients
+do); accepted server sockets keep the OS default (Nagle on), as
+``socketserver`` and the threaded libraries' servers leave them, so a burst
+of small ``sendall`` calls coalesces into few segments.  Every workload runs the same pattern over this baseline; the
 ratios in the results table are library / baseline.  With an
 ``ssl.SSLContext`` both sides run the same code over ``ssl``-wrapped
 sockets (the raw TLS baseline of the ``*-tls`` workloads).
@@ -30,8 +33,10 @@ SERVER_BUFFER = 4 * 1024
 class RawConnection:
     """One length-prefixed message connection."""
 
-    def __init__(self, sock: socket.socket, bufsize: int = CLIENT_BUFFER) -> None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, sock: socket.socket, bufsize: int = CLIENT_BUFFER,
+                 nodelay: bool = True) -> None:
+        if nodelay:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
         self._buf = bytearray(bufsize)
         self._view = memoryview(self._buf)
@@ -67,10 +72,17 @@ class RawConnection:
         header = (len(data) | flag).to_bytes(4, "big")
         with self._lock:
             if len(data) < LARGE:
-                self.sock.sendall(header + data)
+                self._write(header + data)
             else:
-                self.sock.sendall(header)
-                self.sock.sendall(data)
+                self._write(header)
+                self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        """Write all of ``data``: one ``send`` (C code even for ``ssl`` sockets,
+        whose ``sendall`` is a Python loop), ``sendall`` for any remainder."""
+        sent = self.sock.send(data)
+        if sent < len(data):
+            self.sock.sendall(memoryview(data)[sent:])
 
     def recv(self) -> Message:
         """Return the next message; raise ConnectionError at end of stream."""
@@ -177,7 +189,7 @@ class RawServer:
             except OSError:
                 sock.close()
                 return
-        conn = RawConnection(sock, SERVER_BUFFER)
+        conn = RawConnection(sock, SERVER_BUFFER, nodelay=False)
         with self._lock:
             self.connections.add(conn)
         send, recv, on_message = conn.send, conn.recv, self.on_message
