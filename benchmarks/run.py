@@ -210,6 +210,8 @@ def measure(workload: Workload, role: str, lib: str, opts: argparse.Namespace,
     params = workload.params(opts.quick, opts.conns, opts.idle_window)
     if workload.kind == "import":
         return _measure_import(lib, opts, notes)
+    if workload.kind == "oneshot":
+        return _measure_oneshot(lib, params, opts, notes)
     codec = "raw" if lib == BASELINE else "ws"
     common = {"params": params, "codec": codec, "timeout": opts.timeout,
               "tls": opts.tls.to_json() if workload.tls else None}
@@ -263,6 +265,29 @@ def _measure_import(lib: str, opts: argparse.Namespace, notes: List[str]) -> Sam
     return Sample(wall_ms, cpu_ms * 1000.0)
 
 
+def _measure_oneshot(lib: str, params: dict, opts: argparse.Namespace, notes: List[str]) -> Sample:
+    """Time ``lib``'s one-shot script against a fixed echo server (see benchmarks.oneshot)."""
+    from benchmarks import oneshot
+    if opts.oneshot_python is None:
+        log("  oneshot: building the wheel and its venv")
+        opts.oneshot_python = oneshot.build_venv(ROOT, opts.scratch, opts.timeout)
+    config = {"params": dict(params, kind="echo", size=oneshot.SIZE), "side": SERVER, "impl": "fixed",
+              "codec": "raw" if lib == BASELINE else "ws", "timeout": opts.timeout, "tls": None}
+    with Worker(config) as server:
+        script = oneshot.SCRIPTS[lib].format(port=server.read(START_TIMEOUT)["port"])
+        try:
+            python = oneshot.interpreter_for(lib, opts.oneshot_python)
+            wall, cpu = oneshot.run_many(python, script, oneshot.script_env(), opts.scratch,
+                                         params["count"], opts.timeout)
+            if lib == "simplews":  # the same script with the working tree's simplews
+                editable, _ = oneshot.run_many(sys.executable, script, worker_env(), ROOT,
+                                               params["count"], opts.timeout)
+                notes.append(f"editable install: {editable:.1f} ms")
+        finally:
+            _stop_server(server, 5.0)
+    return Sample(wall, cpu * 1000.0)
+
+
 # --------------------------------------------------------------------------
 # Planning
 # --------------------------------------------------------------------------
@@ -286,6 +311,9 @@ def supports(adapter: Adapter, workload: Workload, role: str) -> Optional[str]:
     """None if ``adapter`` can run this cell, else the reason it cannot."""
     if workload.kind == "import":
         return None
+    if workload.kind == "oneshot":
+        from benchmarks.oneshot import SCRIPTS
+        return None if adapter.name in SCRIPTS else "not measured"
     if role == CLIENT and adapter.client is None:
         return "no client"
     if role == SERVER and adapter.server is None:
@@ -351,6 +379,8 @@ def run_all(opts: argparse.Namespace, libs: List[str]) -> List[Row]:
     all_rows: List[Row] = []
     for workload in WORKLOADS:
         if opts.only and workload.name not in opts.only:
+            continue
+        if workload.kind == "oneshot" and opts.sides:  # compare mode: only one simplews is a wheel
             continue
         for role in workload.roles:
             cell_libs, rows = [], {}
@@ -447,6 +477,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         "worktree), interleaved; only simplews rows, no baseline")
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
     parser.add_argument("--json", metavar="FILE", help="also write all samples as JSON")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="also draw one bar chart per workload (ratios to raw) into a PNG (matplotlib)")
     parser.add_argument("--profile", metavar="DIR",
                         help="cProfile (all threads) the library side into DIR/*.prof")
     parser.add_argument("--show-na", type=lambda s: s.split(","), default=[],
@@ -464,6 +496,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         opts.only = {n for w in opts.only for n in GROUPS.get(w, (w,))}
     opts.cpus = pick_cpus(opts.pin)
     opts.tls = None
+    opts.scratch = opts.oneshot_python = None  # the run's temporary directory; the oneshot venv's python
     opts.sides = {}  # library label -> directory its simplews is imported from (compare mode)
     if opts.rounds < 1 or (opts.conns is not None and opts.conns < 1):
         parser.error("--rounds and --conns must be positive")
@@ -488,6 +521,9 @@ def write_outputs(opts: argparse.Namespace, head: List[str], rows: List[Row]) ->
                       "(throughput: higher is better; idle KiB/conn: lower is better).\n")
     if opts.json:
         write_json(opts.json, rows)
+    if opts.plot:
+        from benchmarks.plot import write_plot
+        write_plot(rows, opts.plot)
 
 
 def write_json(path: str, rows: List[Row]) -> None:
@@ -524,6 +560,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="simplews-bench-") as scratch:
         prepare_tls(opts, scratch)
+        opts.scratch = scratch  # removed with everything in it (the oneshot venv) at the end
         try:
             rows = run_all(opts, libs)
         finally:

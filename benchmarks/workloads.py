@@ -143,6 +143,11 @@ WORKLOADS: Tuple[Workload, ...] = (
         quick_warmup=1, unit="ms", higher_is_better=False,
         description="`python -X importtime`: the client entry point, e.g. `import simplews; simplews.connect`",
     ),
+    Workload(
+        "oneshot", "oneshot", (CLIENT,), size=32, count=10, quick_count=3, warmup=1,
+        quick_warmup=1, unit="ms", higher_is_better=False,
+        description="a fresh process: import, connect, one 32-byte echo, close (simplews from its wheel)",
+    ),
 )
 
 WORKLOADS_BY_NAME: Dict[str, Workload] = {w.name: w for w in WORKLOADS}
@@ -165,4 +170,5 @@ TARGETS: Dict[Tuple[str, str], Tuple[str, float]] = {
     ("idle-cpu-off", CLIENT): ("<=", 1.0),  # % of one core (issue 13), not a ratio
     ("broadcast", SERVER): (">=", 0.85),
     ("import", CLIENT): ("<", 25.0),
+    ("oneshot", CLIENT): ("<=", 1.4),  # times the raw script's wall time
 }

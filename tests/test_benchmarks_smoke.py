@@ -12,11 +12,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.timeout(180)
-def test_benchmark_harness_quick_echo_runs() -> None:
-    """Plain and TLS echo (certificates made at run time, raw TLS baseline) and both idle-CPU rows."""
+def test_benchmark_harness_quick_echo_runs(tmp_path: Path) -> None:
+    """Plain and TLS echo (certificates made at run time, raw TLS baseline), both idle-CPU rows,
+    the one-shot row (simplews from a wheel in a venv) and the plot of them all."""
+    plot = tmp_path / "bench.png"
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--only", "echo,echo-tls,idle-cpu", "--libs", "simplews",
-         "--rounds", "1", "--idle-window", "0.2"],
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "echo,echo-tls,idle-cpu,oneshot",
+         "--libs", "simplews", "--rounds", "1", "--idle-window", "0.2", "--plot", str(plot)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -30,6 +32,10 @@ def test_benchmark_harness_quick_echo_runs() -> None:
             assert {(workload, role, baseline), (workload, role, "simplews")} <= cells, result.stdout
     assert {("idle-cpu-off", "client", "raw-tcp"), ("idle-cpu-off", "client", "simplews"),
             ("idle-cpu-ka", "client", "simplews")} <= cells, result.stdout
+    oneshot = {row[2]: row for row in rows if row[:2] == ["oneshot", "client"]}
+    assert set(oneshot) == {"raw-tcp", "simplews"}, result.stdout
+    assert float(oneshot["simplews"][3]) > 0 and "editable install:" in " ".join(oneshot["simplews"]), result.stdout
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def _git_checkout() -> bool:
