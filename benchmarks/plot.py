@@ -63,7 +63,7 @@ def _draw_workload(ax: Any, name: str, rows: Sequence[Row],
     """One subplot; return (label, bar) handles for the legend."""
     ratios = uses_ratios(rows)
     roles = list(dict.fromkeys(row.role for row in rows))
-    labels = _lib_order(rows)
+    labels = _lib_order([row for row in rows if bar_value(row, ratios) is not None])
     width = 0.8 / max(1, len(labels))
     handles: List[Tuple[str, Any]] = []
     for i, label in enumerate(labels):
