@@ -284,6 +284,8 @@ class Child:
             self.proc.kill()
             self.proc.wait()
         self._reader.join(REPLY_TIMEOUT)
+        if self.proc.stdout:
+            self.proc.stdout.close()
 
 
 class Sample:
@@ -411,7 +413,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     duration = args.seconds if args.seconds is not None else args.minutes * 60.0
     if duration <= 0 or args.rate <= 0 or args.interval <= 0:
         parser.error("--minutes/--seconds, --rate and --interval must be positive")
-    return soak(duration, args.rate, args.interval)
+    try:
+        return soak(duration, args.rate, args.interval)
+    except RuntimeError as exc:  # a side failed or stopped answering
+        print(f"result: FAIL: {exc}", flush=True)
+        return 1
 
 
 if __name__ == "__main__":
