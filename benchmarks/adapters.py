@@ -313,7 +313,8 @@ ADAPTERS: Dict[str, Adapter] = {a.name: a for a in (
             "import simplews; simplews.connect; simplews.Server",
             client=simplews_client, server=simplews_server, keepalive=True, deflate=("client", "server")),
     Adapter("simplews-nospeedups", "import simplews; simplews.connect", None,
-            "import simplews.frames, sys; simplews.connect; sys.exit(simplews.frames.SPEEDUPS)",
+            "import simplews.frames; simplews.connect\n"
+            "if simplews.frames.SPEEDUPS: raise SystemExit('C accelerator loaded despite SIMPLEWS_NO_SPEEDUPS=1')",
             client=simplews_client, server=simplews_server, keepalive=True, deflate=("client", "server"),
             env=(("SIMPLEWS_NO_SPEEDUPS", "1"),), rows=("upload-1m", "pi-client", "pi-server"),
             note="simplews with SIMPLEWS_NO_SPEEDUPS=1: no C accelerator"),

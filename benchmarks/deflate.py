@@ -257,7 +257,7 @@ class PrebuiltStream:
             sock.sendall(self.cycle[:self.offsets[rest]])
 
 
-def serve_deflate(sock: socket.socket, codec: Any, params: dict, recv_buffer: bytearray) -> None:
+def serve_deflate(sock: socket.socket, codec: Any, recv_buffer: bytearray) -> None:
     """One client-role connection: a text message ``N`` asks for the first N corpus messages, compressed."""
     negotiated: List[Deflater] = []
     if codec.name == "raw":

@@ -32,6 +32,7 @@ from benchmarks.codec import (
     OP_TEXT,
     Event,
     Scanner,
+    ws_client_upgrade,
 )
 from benchmarks.deflate import CLIENT_OFFER, Deflater, MessageReader, client_deflater, compressed_frame, corpus, serve_deflate
 from benchmarks.pace import pace
@@ -98,7 +99,7 @@ class FixedServer:
                 sock = self._tls(sock)
             with sock:
                 if self.params["deflate"]:
-                    serve_deflate(sock, self.codec, self.params, bytearray(RECV_BUFFER))
+                    serve_deflate(sock, self.codec, bytearray(RECV_BUFFER))
                 else:
                     self._serve_frames(sock)
         except (OSError, ValueError):
@@ -410,7 +411,6 @@ class FixedClient:
         reader = MessageReader(self.codec)
         if self.codec.name == "raw":
             return sock, Deflater(), reader
-        from benchmarks.codec import ws_client_upgrade
         head, rest = ws_client_upgrade(sock, self.port, CLIENT_OFFER)
         if rest:
             raise ConnectionError("unexpected data right after the handshake")
