@@ -475,7 +475,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         + ", ".join(n for n in ADAPTERS if n != BASELINE))
     parser.add_argument("--rounds", type=int, default=None,
                         help="rounds per library (default 5, or the workload's own: 1 for the pi rows, "
-                        "3 for idle-deflate and latency; quick 1)")
+                        "3 for deflate-json, idle-deflate and latency; quick 1)")
     parser.add_argument("--conns", type=int, default=None,
                         help="connections for idle, idle-cpu and broadcast (default 1000; quick 200, idle-cpu 50)")
     parser.add_argument("--idle-window", type=float, default=None, metavar="S",

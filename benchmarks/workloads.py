@@ -160,7 +160,7 @@ WORKLOADS: Tuple[Workload, ...] = (
     ),
     Workload(
         "deflate-json", "deflate-json", (CLIENT, SERVER), size=0, count=5_000, quick_count=500,
-        warmup=300, quick_warmup=50, unit="msg/s", deflate=True,
+        warmup=300, quick_warmup=50, unit="msg/s", deflate=True, rounds=3,
         description="the server sends a stream of 1-4 KiB JSON messages, permessage-deflate on both sides",
     ),
     Workload(
