@@ -35,6 +35,7 @@ from benchmarks.workloads import CLIENT, GROUPS, MIB, SERVER, WORKLOADS, WORKLOA
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT = 30.0
 DEFAULT_ROUNDS = 5
+DEFLATE_NA = "no permessage-deflate"  # said in the table (the other n/a reasons are left out)
 RSS_SETTLE = 0.3
 STOP_TIMEOUT_PROFILED = 60.0
 
@@ -319,7 +320,7 @@ def supports(adapter: Adapter, workload: Workload, role: str) -> Optional[str]:
     if workload.keepalive and not adapter.keepalive:
         return "no keepalive by default: the same as idle-cpu-off"
     if workload.deflate and role not in adapter.deflate:
-        return "no permessage-deflate"
+        return DEFLATE_NA
     return None
 
 
@@ -396,7 +397,8 @@ def run_all(opts: argparse.Namespace, libs: List[str]) -> List[Row]:
                 row = Row(workload, role, lib)
                 if reason:
                     row.notes.append("n/a: " + reason)
-                    said = workload.kind == "idle-cpu" and reason not in ("no client", "no server")
+                    said = (workload.kind == "idle-cpu" and reason not in ("no client", "no server")) \
+                        or reason == DEFLATE_NA
                     shown = said or adapter_of(lib).name in opts.show_na
                     if lib != BASELINE and shown:
                         all_rows.append(row)
