@@ -13,8 +13,10 @@ that is not installed only skips its own rows.
 
 Settings that differ from a library's defaults, for fairness:
 
-* compression off everywhere (``compression=None``; the fixed peers never
-  negotiate extensions anyway);
+* compression off everywhere (``compression=None``; the fixed peers offer
+  no extension) except in the ``deflate`` rows (``Endpoint.deflate``, the
+  servers' ``deflate=True``), where each library's default
+  permessage-deflate settings are used;
 * keepalive pings off (``ping_interval=None``) where a library has them on
   by default (websockets), so no background traffic disturbs the counts;
   only ``idle-cpu-ka`` (``Endpoint.keepalive``) leaves them at the default.
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import Any, Callable, Dict, Optional, Set
+from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 from benchmarks.apps import ClientConn, OnMessage
 from benchmarks.codec import read_http_head
@@ -35,6 +37,8 @@ from benchmarks.tls import TlsFiles, client_context, server_context
 
 Broadcast = Callable[[str], object]
 MakeHandler = Callable[[Optional[Broadcast]], OnMessage]
+# serve(make_handler, tls, deflate): a running server
+Serve = Callable[[MakeHandler, Optional[TlsFiles], bool], "ServerHandle"]
 
 
 @dataclasses.dataclass
@@ -54,6 +58,7 @@ class Endpoint:
     port: int
     tls: Optional[TlsFiles] = None
     keepalive: bool = False
+    deflate: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +70,9 @@ class Adapter:
     checks that the library is usable at all.  ``keepalive``: its client
     pings by default.  ``idle_cpu_note``: why ``idle-cpu`` is not measured
     for its client (said in the table instead of a made-up figure).
+    ``deflate``: the roles in which it can negotiate permessage-deflate.
+    ``env``: environment of its worker processes (``simplews-nospeedups``);
+    ``rows``: if set, the only workloads it runs when ``--libs`` does not name it.
     """
 
     name: str
@@ -72,11 +80,14 @@ class Adapter:
     dist: Optional[str]
     probe: str
     client: Optional[Callable[[Endpoint], ClientConn]] = None
-    server: Optional[Callable[[MakeHandler, Optional[TlsFiles]], ServerHandle]] = None
+    server: Optional[Serve] = None
     server_binary: bool = True
     keepalive: bool = False
     idle_cpu_note: str = ""
     note: str = ""
+    deflate: Tuple[str, ...] = ()
+    env: Tuple[Tuple[str, str], ...] = ()
+    rows: Tuple[str, ...] = ()
 
 
 def _start_thread(target: Callable[[], object]) -> None:
@@ -98,16 +109,26 @@ def _keepalive(endpoint: Endpoint) -> Dict[str, Any]:
     return {} if endpoint.keepalive else {"ping_interval": None}
 
 
+def _compression(deflate: bool) -> Optional[str]:
+    return "deflate" if deflate else None
+
+
 def raw_client(endpoint: Endpoint) -> ClientConn:
     from benchmarks.raw import RawConnection
     conn = RawConnection.connect(endpoint.host, endpoint.port, context=_client_ssl(endpoint))
+    if endpoint.deflate:  # the same zlib per message as the fixed peer (benchmarks.deflate)
+        from benchmarks.deflate import RawDeflate
+        state, recv = RawDeflate(conn.send_text, conn.send_binary), conn.recv
+        return ClientConn(state.send, conn.send_binary, lambda: state.decode(recv()), conn.close)
     return ClientConn(conn.send_text, conn.send_binary, conn.recv, conn.close)
 
 
-def raw_server(make_handler: MakeHandler, tls: Optional[TlsFiles]) -> ServerHandle:
+def raw_server(make_handler: MakeHandler, tls: Optional[TlsFiles], deflate: bool = False) -> ServerHandle:
+    from benchmarks.deflate import raw_deflate_handler
     from benchmarks.raw import RawServer
     holder: Dict[str, RawServer] = {}
-    server = RawServer(make_handler(lambda m: holder["s"].broadcast(m)), context=_server_ssl(tls))
+    on_message = make_handler(lambda m: holder["s"].broadcast(m))
+    server = RawServer(raw_deflate_handler(on_message) if deflate else on_message, context=_server_ssl(tls))
     holder["s"] = server
     server.start()
     return ServerHandle(server.port, server.shutdown)
@@ -117,11 +138,12 @@ def raw_server(make_handler: MakeHandler, tls: Optional[TlsFiles]) -> ServerHand
 
 def websockets_client(endpoint: Endpoint) -> ClientConn:
     from websockets.sync.client import connect
-    ws = connect(endpoint.url, compression=None, ssl=_client_ssl(endpoint), **_keepalive(endpoint))
+    ws = connect(endpoint.url, compression=_compression(endpoint.deflate), ssl=_client_ssl(endpoint),
+                 **_keepalive(endpoint))
     return ClientConn(ws.send, ws.send, ws.recv, ws.close)
 
 
-def websockets_server(make_handler: MakeHandler, tls: Optional[TlsFiles]) -> ServerHandle:
+def websockets_server(make_handler: MakeHandler, tls: Optional[TlsFiles], deflate: bool = False) -> ServerHandle:
     from websockets.sync.server import broadcast, serve
     holder: Dict[str, Any] = {}
     on_message = make_handler(lambda m: broadcast(holder["s"].connections, m))
@@ -131,7 +153,8 @@ def websockets_server(make_handler: MakeHandler, tls: Optional[TlsFiles]) -> Ser
         for message in ws:
             on_message(send, message)
 
-    server = serve(handler, "127.0.0.1", 0, compression=None, ping_interval=None, ssl=_server_ssl(tls))
+    server = serve(handler, "127.0.0.1", 0, compression=_compression(deflate), ping_interval=None,
+                   ssl=_server_ssl(tls))
     holder["s"] = server
     _start_thread(server.serve_forever)
     return ServerHandle(server.socket.getsockname()[1], server.shutdown)
@@ -163,10 +186,12 @@ def _wsgi_environ(head: bytes, sock: Any) -> dict:
     return environ
 
 
-def simple_websocket_server(make_handler: MakeHandler, tls: Optional[TlsFiles]) -> ServerHandle:
+def simple_websocket_server(make_handler: MakeHandler, tls: Optional[TlsFiles], deflate: bool = False) -> ServerHandle:
     """Thread per connection, like werkzeug's threaded server, then
     ``simple_websocket.Server.accept(environ)`` and a ``receive()`` loop
-    (over TLS, werkzeug hands it the ``ssl``-wrapped socket: so do we)."""
+    (over TLS, werkzeug hands it the ``ssl``-wrapped socket: so do we).
+    It accepts permessage-deflate whenever a client offers it (``deflate``
+    changes nothing: the fixed client only offers it in the deflate rows)."""
     import socket
 
     import simple_websocket
@@ -223,7 +248,7 @@ def simple_websocket_server(make_handler: MakeHandler, tls: Optional[TlsFiles]) 
 
 # -- websocket-server (server only, text only) ------------------------------
 
-def websocket_server_server(make_handler: MakeHandler, tls: Optional[TlsFiles]) -> ServerHandle:
+def websocket_server_server(make_handler: MakeHandler, tls: Optional[TlsFiles], deflate: bool = False) -> ServerHandle:
     """Its TLS is its own ``key=``/``cert=`` files (it calls ``ssl.wrap_socket``)."""
     import logging
     import ssl
@@ -247,18 +272,18 @@ def websocket_server_server(make_handler: MakeHandler, tls: Optional[TlsFiles]) 
 
 def simplews_client(endpoint: Endpoint) -> ClientConn:
     import simplews
-    ws = simplews.connect(endpoint.url, compression=None, ssl_context=_client_ssl(endpoint),
+    ws = simplews.connect(endpoint.url, compression=_compression(endpoint.deflate), ssl_context=_client_ssl(endpoint),
                           **_keepalive(endpoint))
     return ClientConn(ws.send, ws.send, ws.recv, ws.close)
 
 
-def simplews_server(make_handler: MakeHandler, tls: Optional[TlsFiles]) -> ServerHandle:
+def simplews_server(make_handler: MakeHandler, tls: Optional[TlsFiles], deflate: bool = False) -> ServerHandle:
     import simplews
     holder: Dict[str, Any] = {}
     on_message = make_handler(lambda m: holder["s"].broadcast(m))
     server = simplews.Server(
         on_message=lambda ws, message: on_message(ws.send, message),
-        host="127.0.0.1", port=0, compression=None, ping_interval=None,
+        host="127.0.0.1", port=0, compression=_compression(deflate), ping_interval=None,
         ssl_context=_server_ssl(tls),
     )
     holder["s"] = server
@@ -268,25 +293,31 @@ def simplews_server(make_handler: MakeHandler, tls: Optional[TlsFiles]) -> Serve
 
 ADAPTERS: Dict[str, Adapter] = {a.name: a for a in (
     Adapter("raw-tcp", "import socket", None, "import socket",
-            client=raw_client, server=raw_server),
+            client=raw_client, server=raw_server, deflate=("client", "server")),
     Adapter("websockets", "from websockets.sync.client import connect", "websockets",
             "import websockets.sync.client, websockets.sync.server",
             client=websockets_client, server=websockets_server, keepalive=True,
-            note="sync API, compression=None, ping_interval=None"),
+            deflate=("client", "server"), note="sync API, compression=None, ping_interval=None"),
     Adapter("websocket-client", "import websocket; websocket.create_connection", "websocket-client",
             "import websocket; websocket.create_connection",
             client=websocket_client_client,
             idle_cpu_note="no background thread: 0 by construction, not measured"),
     Adapter("simple-websocket", "import simple_websocket; simple_websocket.Client", "simple-websocket",
             "import simple_websocket; simple_websocket.Server.accept",
-            client=simple_websocket_client, server=simple_websocket_server),
+            client=simple_websocket_client, server=simple_websocket_server, deflate=("server",)),
     Adapter("websocket-server", "import websocket_server; websocket_server.WebsocketServer", "websocket-server",
             "import websocket_server; websocket_server.WebsocketServer",
             server=websocket_server_server, server_binary=False,
             note="no binary frames: upload workloads n/a"),
     Adapter("simplews", "import simplews; simplews.connect", None,
             "import simplews; simplews.connect; simplews.Server",
-            client=simplews_client, server=simplews_server, keepalive=True),
+            client=simplews_client, server=simplews_server, keepalive=True, deflate=("client", "server")),
+    Adapter("simplews-nospeedups", "import simplews; simplews.connect", None,
+            "import simplews.frames; simplews.connect\n"
+            "if simplews.frames.SPEEDUPS: raise SystemExit('C accelerator loaded despite SIMPLEWS_NO_SPEEDUPS=1')",
+            client=simplews_client, server=simplews_server, keepalive=True, deflate=("client", "server"),
+            env=(("SIMPLEWS_NO_SPEEDUPS", "1"),), rows=("upload-1m", "pi-client", "pi-server"),
+            note="simplews with SIMPLEWS_NO_SPEEDUPS=1: no C accelerator"),
 )}
 
 BASELINE = "raw-tcp"

@@ -35,6 +35,13 @@ def make_handler(params: dict, broadcast: Optional[Callable[[str], object]] = No
         return _echo
     if kind == "stream":
         return _make_stream(payload)
+    if kind == "deflate-json":
+        from benchmarks.deflate import corpus
+        return _make_cycle(corpus())
+    if kind == "paced":
+        return _make_paced(payload, params["rate"])
+    if kind == "latency":
+        return _make_broadcast(payload, None)
     if kind == "upload":
         return _make_upload()
     if kind == "broadcast":
@@ -55,6 +62,26 @@ def _make_stream(payload: str) -> OnMessage:
     return on_message
 
 
+def _make_cycle(texts: List[str]) -> OnMessage:
+    """``N`` asks for the first N of ``texts``, cycling (a compressed stream when negotiated)."""
+    def on_message(send: Send, message: Message) -> None:
+        for n in range(int(message)):
+            send(texts[n % len(texts)])
+    return on_message
+
+
+def _make_paced(payload: str, rate: float) -> OnMessage:
+    """``N`` asks for N messages at ``rate`` per second, a batch per millisecond tick."""
+    from benchmarks.pace import pace
+
+    def on_message(send: Send, message: Message) -> None:
+        def emit(k: int) -> None:
+            for _ in range(k):
+                send(payload)
+        pace(rate, int(message), emit)
+    return on_message
+
+
 def _make_upload() -> OnMessage:
     received = [0]
 
@@ -67,11 +94,14 @@ def _make_upload() -> OnMessage:
     return on_message
 
 
-def _make_broadcast(payload: str, broadcast: Callable[[str], object]) -> OnMessage:
+def _make_broadcast(payload: str, broadcast: Optional[Callable[[str], object]]) -> OnMessage:
+    """``!N`` sends N messages: broadcast to every connection, or (``broadcast`` None, the
+    latency row's load) on this connection; anything else is echoed."""
     def on_message(send: Send, message: Message) -> None:
         if isinstance(message, str) and message[:1] == "!":
+            target = broadcast or send
             for _ in range(int(message[1:])):
-                broadcast(payload)
+                target(payload)
         else:
             send(message)
     return on_message
@@ -94,13 +124,26 @@ class ClientConn:
 Sync = Callable[[str], None]
 
 
+def timed(run: Callable[[int], object], params: dict, sync: Sync) -> float:
+    """``run(warmup)`` untimed, then ``run(count)`` between ``sync("start")`` and
+    ``sync("end")``; return the seconds of the timed run."""
+    run(params["warmup"])
+    sync("start")
+    start = time.perf_counter()
+    run(params["count"])
+    seconds = time.perf_counter() - start
+    sync("end")
+    return seconds
+
+
 def run_client(conn: ClientConn, params: dict, sync: Sync) -> dict:
     """Run the client side of a workload; return ``count`` and ``seconds``.
 
     ``sync("start")`` / ``sync("end")`` are called just outside the timed
     section, so the orchestrator can read this process's CPU time.
     """
-    loops = {"echo": _client_echo, "stream": _client_stream, "upload": _client_upload}
+    loops = {"echo": _client_echo, "stream": _client_stream, "upload": _client_upload,
+             "paced": _client_stream, "deflate-json": _client_cycle}
     kind = params["kind"]
     if kind not in loops:
         raise ValueError(f"workload {kind!r} has no client role")
@@ -152,6 +195,30 @@ def _client_stream(conn: ClientConn, params: dict, sync: Sync) -> dict:
     return {"count": count, "seconds": seconds}
 
 
+def _client_cycle(conn: ClientConn, params: dict, sync: Sync) -> dict:
+    """Ask for N corpus messages and check every one (the deflate-json stream)."""
+    from benchmarks.deflate import corpus
+    texts = corpus()
+    recv = conn.recv
+
+    def ask(n: int) -> None:
+        conn.send_text(str(n))
+        for i in range(n):
+            if recv() != texts[i % len(texts)]:
+                raise AssertionError(f"message {i} of the stream differs")
+
+    return {"count": params["count"], "seconds": timed(ask, params, sync)}
+
+
+def own_rss_kib() -> int:
+    """This process's VmRSS in KiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def run_idle(connect: Callable[[], ClientConn], params: dict, sync: Sync) -> dict:
     """Hold ``conns`` connections that nobody reads for ``window`` seconds.
 
@@ -191,11 +258,5 @@ def _client_upload(conn: ClientConn, params: dict, sync: Sync) -> dict:
         if int(got) != n:
             raise AssertionError(f"server counted {got!r} of {n} messages")
 
-    upload(params["warmup"])
     count = params["count"]
-    sync("start")
-    start = time.perf_counter()
-    upload(count)
-    seconds = time.perf_counter() - start
-    sync("end")
-    return {"count": count, "seconds": seconds, "bytes": count * params["size"]}
+    return {"count": count, "seconds": timed(upload, params, sync), "bytes": count * params["size"]}

@@ -17,7 +17,7 @@ import base64
 import hashlib
 import os
 import socket
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 # (header length, payload length, opcode, fin, mask key or None)
 Header = Tuple[int, int, int, bool, Optional[bytes]]
@@ -60,6 +60,47 @@ def read_http_head(sock: socket.socket) -> Tuple[bytes, bytes]:
 def accept_key(key: bytes) -> bytes:
     """The Sec-WebSocket-Accept value for a Sec-WebSocket-Key."""
     return base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
+
+
+def header_values(head: bytes, name: bytes) -> List[bytes]:
+    """The values of every header line called ``name`` (case-insensitive) in an HTTP head."""
+    values = []
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name:
+            values.append(value.strip())
+    return values
+
+
+def ws_client_upgrade(sock: socket.socket, port: int, extra: bytes = b"") -> Tuple[bytes, bytes]:
+    """Send the upgrade request (``extra``: more header lines, each ending in CRLF),
+    check the 101 answer; return (its head, leftover bytes)."""
+    key = base64.b64encode(os.urandom(16))
+    sock.sendall(
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+        b"Sec-WebSocket-Version: 13\r\n%s\r\n" % (port, key, extra)
+    )
+    head, rest = read_http_head(sock)
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise ConnectionError(f"handshake refused: {head[:80]!r}")
+    if accept_key(key) not in head:
+        raise ConnectionError("bad Sec-WebSocket-Accept")
+    return head, rest
+
+
+def ws_server_upgrade(sock: socket.socket, answer: Callable[[bytes], bytes] = lambda head: b"") -> Tuple[bytes, bytes]:
+    """Answer an upgrade request with 101 (plus the header lines ``answer(head)``
+    returns); return (the request's head, leftover bytes)."""
+    head, rest = read_http_head(sock)
+    keys = header_values(head, b"sec-websocket-key")
+    if not keys:
+        raise ConnectionError("missing Sec-WebSocket-Key")
+    sock.sendall(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n" % (accept_key(keys[0]), answer(head))
+    )
+    return head, rest
 
 
 class WsCodec:
@@ -112,35 +153,12 @@ class WsCodec:
     @staticmethod
     def client_handshake(sock: socket.socket, port: int) -> bytes:
         """Send the upgrade request, check the 101 answer, return leftover bytes."""
-        key = base64.b64encode(os.urandom(16))
-        sock.sendall(
-            b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-            b"Sec-WebSocket-Version: 13\r\n\r\n" % (port, key)
-        )
-        head, rest = read_http_head(sock)
-        if not head.startswith(b"HTTP/1.1 101"):
-            raise ConnectionError(f"handshake refused: {head[:80]!r}")
-        if accept_key(key) not in head:
-            raise ConnectionError("bad Sec-WebSocket-Accept")
-        return rest
+        return ws_client_upgrade(sock, port)[1]
 
     @staticmethod
     def server_handshake(sock: socket.socket) -> bytes:
         """Answer an upgrade request with 101, return leftover bytes."""
-        head, rest = read_http_head(sock)
-        key = None
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"sec-websocket-key":
-                key = value.strip()
-        if key is None:
-            raise ConnectionError("missing Sec-WebSocket-Key")
-        sock.sendall(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n" % accept_key(key)
-        )
-        return rest
+        return ws_server_upgrade(sock)[1]
 
 
 class RawCodec:

@@ -13,14 +13,17 @@ defaults, TLS 1.3 checked) and is otherwise the same code.
 
 from __future__ import annotations
 
+import os
 import select
 import selectors
 import socket
+import statistics
 import sys
 import threading
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
+from benchmarks.apps import timed
 from benchmarks.codec import (
     CODECS,
     OP_CLOSE,
@@ -29,7 +32,10 @@ from benchmarks.codec import (
     OP_TEXT,
     Event,
     Scanner,
+    ws_client_upgrade,
 )
+from benchmarks.deflate import CLIENT_OFFER, Deflater, MessageReader, client_deflater, compressed_frame, corpus, serve_deflate
+from benchmarks.pace import pace
 from benchmarks.tls import TlsFiles, check_version, server_context, wrap_client
 
 RECV_BUFFER = 4 * 1024 * 1024
@@ -52,6 +58,8 @@ class FixedServer:
 
     * ``echo``: answer every data message with the pre-built echo frame;
     * ``stream``: a text message ``N`` asks for N pre-built messages;
+    * ``paced``: the same, sent at ``rate`` messages/s (a batch per ms tick);
+    * with ``deflate``: :func:`benchmarks.deflate.serve_deflate` (compressed JSON streams);
     * ``upload``: count data messages; a text message asks for the count.
     """
 
@@ -90,7 +98,10 @@ class FixedServer:
             if self.context is not None:
                 sock = self._tls(sock)
             with sock:
-                self._serve_frames(sock)
+                if self.params["deflate"]:
+                    serve_deflate(sock, self.codec, bytearray(RECV_BUFFER))
+                else:
+                    self._serve_frames(sock)
         except (OSError, ValueError):
             sock.close()
 
@@ -137,6 +148,8 @@ class FixedServer:
                     replies += 1
                 elif kind == "stream" and opcode == OP_TEXT:
                     self._send_stream(sock, int(payload or b"0"))
+                elif kind == "paced" and opcode == OP_TEXT:
+                    self._send_paced(sock, int(payload or b"0"))
                 elif kind == "upload" and opcode == OP_TEXT:
                     sock.sendall(codec.frame(str(count).encode(), True, False))
                     count = 0
@@ -144,6 +157,10 @@ class FixedServer:
                     count += 1
             if replies:
                 sock.sendall(reply * replies)
+
+    def _send_paced(self, sock: socket.socket, n: int) -> None:
+        reply = self.reply
+        pace(self.params["rate"], n, lambda k: sock.sendall(reply * k))
 
     def _send_stream(self, sock: socket.socket, n: int) -> None:
         batch = self.reply * STREAM_BATCH
@@ -263,6 +280,7 @@ class FixedClient:
         payload = b"x" * params["size"]
         self.request = self.codec.frame(payload, text=True, masked=True)
         self.reply = self.codec.frame(payload, text=True, masked=False)
+        self._first_frames: Dict[Tuple[int, bool], bytes] = {}
 
     # -- connections -------------------------------------------------------
 
@@ -375,20 +393,75 @@ class FixedClient:
             if got != n:
                 raise ConnectionError(f"server counted {got} of {n} messages")
 
-        upload(self.params["warmup"])
-        count = self.params["count"]
-        sync("start")
-        start = time.perf_counter()
-        upload(count)
-        seconds = time.perf_counter() - start
-        sync("end")
+        seconds = timed(upload, self.params, sync)
         self.close(sock)
+        count = self.params["count"]
         return {"count": count, "seconds": seconds, "bytes": count * self.params["size"]}
+
+    run_paced = run_stream  # the library's server paces what it sends
+
+    # -- permessage-deflate --------------------------------------------------
+
+    def connect_deflate(self) -> Tuple[socket.socket, Deflater, MessageReader]:
+        """Open one connection negotiating permessage-deflate (raw: zlib by convention)."""
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
+        _nodelay(sock)
+        if self.tls is not None:
+            sock = wrap_client(sock, self.tls)
+        reader = MessageReader(self.codec)
+        if self.codec.name == "raw":
+            return sock, Deflater(), reader
+        head, rest = ws_client_upgrade(sock, self.port, CLIENT_OFFER)
+        if rest:
+            raise ConnectionError("unexpected data right after the handshake")
+        return sock, client_deflater(head), reader
+
+    def _read_messages(self, sock: socket.socket, reader: MessageReader, n: int) -> Tuple[int, bytes]:
+        """Read ``n`` data messages (inflated); return their total length and the last one."""
+        total, last, buf = 0, b"", self.buf
+        while n > 0:
+            got = sock.recv_into(buf)
+            if not got:
+                raise ConnectionError("server closed the connection")
+            for opcode, payload in reader.feed(bytes(self.view[:got])):
+                if opcode < OP_CLOSE:
+                    total, last, n = total + len(payload), payload, n - 1
+        return total, last
+
+    def run_deflate_json(self, sync: Sync) -> dict:
+        """Ask for N corpus messages (the request itself uncompressed), read and inflate every one."""
+        sock, _deflater, reader = self.connect_deflate()
+        texts = [t.encode() for t in corpus()]
+
+        def ask(n: int) -> None:
+            sock.sendall(self.codec.frame(str(n).encode(), text=True, masked=True))
+            total, last = self._read_messages(sock, reader, n)
+            expected = sum(len(texts[i % len(texts)]) for i in range(n))
+            if last != texts[(n - 1) % len(texts)] or total != expected:
+                raise ConnectionError(f"wrong messages: {total} bytes of {expected}, last {last[:40]!r}")
+
+        seconds = timed(ask, self.params, sync)
+        self.close(sock)
+        return {"count": self.params["count"], "seconds": seconds}
+
+    def _deflate_echoed(self, socks: List[socket.socket]) -> None:
+        """Open a compressed connection (into ``socks``) that echoes one compressed corpus message."""
+        text = corpus(1)[0].encode()
+        sock, deflater, reader = self.connect_deflate()
+        socks.append(sock)
+        if deflater.key not in self._first_frames:  # a connection's first message: the same bytes on every one
+            self._first_frames[deflater.key] = compressed_frame(self.codec, deflater.compress(text), True)
+        sock.sendall(self._first_frames[deflater.key])
+        if self._read_messages(sock, reader, 1)[1] != text:
+            raise ConnectionError("wrong echo of the compressed message")
 
     def _open_echoed(self, n: int, socks: List[socket.socket]) -> None:
         """Open ``n`` connections, one echo each (so the server's handler runs)."""
         for _ in range(n):
             try:
+                if self.params["deflate"]:
+                    self._deflate_echoed(socks)
+                    continue
                 sock = self.connect()
                 socks.append(sock)
                 self._echo_once(sock)
@@ -462,3 +535,100 @@ class FixedClient:
                 self._check_tail(got, self.reply)
                 del remaining[fd]
                 poller.unregister(fd)
+
+    # -- latency under load --------------------------------------------------
+
+    def run_latency(self, sync: Sync) -> dict:
+        """Echo round trips of one connection while ``conns`` others each stream from the
+        server without end; the streams are drained by a forked child process (so that
+        reading them never holds up this one's timing)."""
+        load: List[socket.socket] = []
+        ask = self.codec.frame(b"!%d" % 10 ** 12, text=True, masked=True)
+        for _ in range(self.params["conns"]):
+            sock = self.connect()
+            load.append(sock)
+            sock.sendall(ask)
+        drainer = _fork_drainer(load, self.buf)
+        load_rate = 0.0
+        try:
+            sock = self.connect()
+            rtts = self._round_trips(sock, self.params["warmup"])
+            count = self.params["count"]
+            sync("start")
+            start = time.perf_counter()
+            rtts = self._round_trips(sock, count)
+            seconds = time.perf_counter() - start
+            sync("end")
+            self.close(sock)
+        finally:
+            load_rate = _stop_drainer(*drainer)
+            for sock in load:
+                sock.close()
+        rtts.sort()
+        return {"count": count, "seconds": seconds, "load_bytes_per_s": load_rate, "p50_us": statistics.median(rtts),
+                "p99_us": rtts[min(len(rtts) - 1, int(0.99 * len(rtts)))]}
+
+    def _round_trips(self, sock: socket.socket, n: int) -> List[float]:
+        """``n`` echoes of the request, each one's round trip in microseconds."""
+        request, size, clock = self.request, len(self.reply), time.perf_counter_ns
+        rtts = []
+        for _ in range(n):
+            begin = clock()
+            sock.sendall(request)
+            last = self._recv_bytes(sock, size)
+            rtts.append((clock() - begin) / 1000.0)
+        self._check_tail(last, self.reply)
+        return rtts
+
+
+def _fork_drainer(socks: List[socket.socket], buf: bytearray) -> Tuple[int, int, int]:
+    """Fork a child reading (and discarding) everything ``socks`` receive until the
+    pipe's write end is closed; return (its pid, that write end, the read end of the
+    pipe on which it reports the bytes it read, or -1 if a connection closed first)."""
+    stop_read, stop_write = os.pipe()
+    report_read, report_write = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(stop_read)
+        os.close(report_write)
+        return pid, stop_write, report_read
+    total, began = -1, time.monotonic()
+    try:
+        os.close(stop_write)
+        total = _drain(socks, buf, stop_read)
+    finally:  # a child must never return into the worker
+        os.write(report_write, b"%d %f" % (total, time.monotonic() - began))
+        os._exit(0)
+
+
+def _drain(socks: List[socket.socket], buf: bytearray, stop: int) -> int:
+    """Read every socket until ``stop`` is readable; the bytes read, or -1 if one closed."""
+    poller = select.epoll()
+    by_fd = {s.fileno(): s for s in socks}
+    for fd in by_fd:
+        poller.register(fd, select.EPOLLIN)
+    poller.register(stop, select.EPOLLIN)
+    total = 0
+    while True:
+        for fd, _ev in poller.poll(1.0):
+            if fd == stop:
+                return total
+            got = by_fd[fd].recv_into(buf)
+            if not got:
+                return -1
+            total += got
+
+
+def _stop_drainer(pid: int, stop: int, report: int) -> float:
+    """Stop the drainer and reap it (killed if it does not end within 5 s); the bytes/s it read."""
+    os.close(stop)
+    ready, _, _ = select.select([report], [], [], 5.0)
+    text = os.read(report, 64) if ready else b""
+    os.close(report)
+    if not ready:
+        os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    total, seconds = text.split() if text else (b"-1", b"1")
+    if int(total) < 0:
+        raise ConnectionError("a load connection closed (or the drainer failed) during the run")
+    return int(total) / float(seconds)

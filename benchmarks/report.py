@@ -18,6 +18,7 @@ class Row:
     lib: str
     samples: List[float] = dataclasses.field(default_factory=list)
     cpu_samples: List[float] = dataclasses.field(default_factory=list)
+    extra_samples: List[float] = dataclasses.field(default_factory=list)
     errors: List[str] = dataclasses.field(default_factory=list)
     notes: List[str] = dataclasses.field(default_factory=list)
     # round -> CPU us/op of that round's sample (the metric where there is no CPU figure)
@@ -43,6 +44,15 @@ class Row:
         return statistics.median(self.cpu_samples) if self.cpu_samples else None
 
     @property
+    def extra_text(self) -> str:
+        """The median of the workload's second figure with its label, e.g. 'p99 1,234 us'."""
+        if not self.extra_samples:
+            return ""
+        label, unit = self.workload.extra
+        value = statistics.median(self.extra_samples)
+        return f"{label} {value:,.0f} {unit}" if value >= 100 else f"{label} {value:,.2f} {unit}"
+
+    @property
     def spread(self) -> Optional[float]:
         """(max - min) / median, a rough noise indicator."""
         med = self.median
@@ -56,7 +66,8 @@ def compute_ratios(rows: Sequence[Row], baseline: str) -> None:
 
     For throughput this is "fraction of raw TCP speed" (higher is better);
     for memory it is "times raw TCP memory" (lower is better).  Import time
-    has no meaningful baseline ratio.  ``row.cpu_ratio`` = raw CPU per
+    has no meaningful baseline ratio, nor a pi row's % core (raw's is the
+    floor; ``CPU vs raw`` compares them).  ``row.cpu_ratio`` = raw CPU per
     operation / library CPU per operation (higher is better, like speed).
     """
     base: Dict[Tuple[str, str], Row] = {}
@@ -67,7 +78,7 @@ def compute_ratios(rows: Sequence[Row], baseline: str) -> None:
         ref = base.get((row.workload.name, row.role))
         if ref is None or row.workload.kind in ("import", "idle-cpu"):
             continue
-        if ref.median and row.median is not None:
+        if ref.median and row.median is not None and row.workload.kind != "paced":
             row.ratio = row.median / ref.median
         if ref.cpu_median and row.cpu_median:
             row.cpu_ratio = ref.cpu_median / row.cpu_median
@@ -113,13 +124,14 @@ def _cells(row: Row) -> List[str]:
         f"{row.cpu_median:.2f}" if row.cpu_median is not None else "",
         f"{row.cpu_ratio:.2f}" if row.cpu_ratio is not None else "",
         str(len(row.samples)),
+        row.extra_text,
         target_text(row),
         note[:90],
     ]
 
 
 HEADERS = ["workload", "role", "library", "median", "unit", "vs raw", "spread",
-           "CPU us/op", "CPU vs raw", "n", "target", "note"]
+           "CPU us/op", "CPU vs raw", "n", "also", "target", "note"]
 RIGHT = {3, 5, 6, 7, 8, 9}
 
 

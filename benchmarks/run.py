@@ -34,6 +34,8 @@ from benchmarks.workloads import CLIENT, GROUPS, MIB, SERVER, WORKLOADS, WORKLOA
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT = 30.0
+DEFAULT_ROUNDS = 5
+DEFLATE_NA = "no permessage-deflate"  # said in the table (the other n/a reasons are left out)
 RSS_SETTLE = 0.3
 STOP_TIMEOUT_PROFILED = 60.0
 
@@ -48,11 +50,12 @@ class MeasureError(Exception):
 # Worker processes
 # --------------------------------------------------------------------------
 
-def worker_env() -> Dict[str, str]:
-    """Environment for children: the project root first on sys.path."""
+def worker_env(extra: Sequence[Tuple[str, str]] = ()) -> Dict[str, str]:
+    """Environment for children: the project root first on sys.path, plus ``extra``."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(extra)
     return env
 
 
@@ -64,7 +67,7 @@ class Worker:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.worker", json.dumps(config)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-            cwd=ROOT, env=worker_env(),
+            cwd=ROOT, env=worker_env(config.get("env", ())),
         )
         _LIVE.add(self.proc)
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -192,11 +195,13 @@ def _stop_server(server: Worker, timeout: float) -> None:
 
 @dataclasses.dataclass
 class Sample:
-    """One measurement: the workload's metric, and the library side's CPU
-    microseconds per operation (None where it does not apply)."""
+    """One measurement: the workload's metric, the library side's CPU
+    microseconds per operation, and the workload's second figure
+    (``Workload.extra``); None where they do not apply."""
 
     value: float
     cpu_us: Optional[float] = None
+    extra: Optional[float] = None
 
 
 def adapter_of(lib: str) -> Adapter:
@@ -207,7 +212,7 @@ def adapter_of(lib: str) -> Adapter:
 def measure(workload: Workload, role: str, lib: str, opts: argparse.Namespace,
             notes: List[str]) -> Sample:
     """Run one measurement of ``lib`` and return the workload's metric."""
-    params = workload.params(opts.quick, opts.conns, opts.idle_window)
+    params = workload.params(opts.quick, opts.conns, opts.idle_window, opts.full)
     if workload.kind == "import":
         return _measure_import(lib, opts, notes)
     if workload.kind == "oneshot":
@@ -219,7 +224,7 @@ def measure(workload: Workload, role: str, lib: str, opts: argparse.Namespace,
     configs = {
         fixed_side: dict(common, side=fixed_side, impl="fixed"),
         lib_side: dict(common, side=lib_side, impl=adapter_of(lib).name,
-                       simplews_dir=opts.sides.get(lib)),
+                       simplews_dir=opts.sides.get(lib), env=adapter_of(lib).env),
     }
     if opts.cpus:
         configs[SERVER]["cpu"], configs[CLIENT]["cpu"] = opts.cpus
@@ -240,15 +245,32 @@ def measure(workload: Workload, role: str, lib: str, opts: argparse.Namespace,
         else:
             server.send("cpu")
             seen[name] = server.read(START_TIMEOUT)["seconds"]
+            if name == "end":
+                seen["rss"] = read_rss_kib(server.proc.pid)
 
     result = run_pair(configs[SERVER], configs[CLIENT], opts.timeout, on_phase)
+    return _sample(workload, params, result, seen, notes)
+
+
+def _sample(workload: Workload, params: dict, result: dict, seen: Dict[str, float],
+            notes: List[str]) -> Sample:
+    """The sample of one measurement from the client's result and what the phases recorded."""
+    if workload.kind == "latency":
+        note = f"load {result['load_bytes_per_s'] / MIB:.0f} MiB/s over {params['conns']} conns"
+        if not any(n.startswith("load ") for n in notes):
+            notes.append(note)
+        return Sample(result["p50_us"], None, result["p99_us"])
+    if workload.kind == "paced":
+        cpu = seen["end"] - seen["start"]
+        rss = seen.get("rss", result.get("rss_kib", 0))
+        return Sample(100.0 * cpu / result["seconds"], cpu * 1e6 / result["count"], rss / 1024.0)
     if workload.kind == "idle-cpu":
         note = f"{params['conns']} conns, {params['window']:g} s window"
         if note not in notes:
             notes.append(note)
         return Sample(100.0 * (seen["end"] - seen["start"]) / result["seconds"])
     if workload.kind == "idle":
-        return Sample((seen["loaded"] - seen["warm"]) / params["conns"])
+        return Sample((seen["loaded"] - seen["warm"]) / params["conns"], None, result["seconds"])
     cpu_us = (seen["end"] - seen["start"]) * 1e6 / result["count"]
     if workload.kind == "upload":
         return Sample(result["bytes"] / result["seconds"] / MIB, cpu_us)
@@ -257,7 +279,8 @@ def measure(workload: Workload, role: str, lib: str, opts: argparse.Namespace,
 
 def _measure_import(lib: str, opts: argparse.Namespace, notes: List[str]) -> Sample:
     directory = opts.sides.get(lib)
-    wall_ms, cpu_ms, threads = measure_import(adapter_of(lib).imports, worker_env(), ROOT,
+    adapter = adapter_of(lib)
+    wall_ms, cpu_ms, threads = measure_import(adapter.imports, worker_env(adapter.env), ROOT,
                                               opts.timeout, directory)
     note = f"threads after import: {threads}"
     if note not in notes:
@@ -297,7 +320,7 @@ def probe_adapters(names: Sequence[str]) -> Tuple[List[str], Dict[str, str]]:
     available, skipped = [], {}
     for name in names:
         proc = subprocess.run([sys.executable, "-c", ADAPTERS[name].probe],
-                              capture_output=True, text=True, env=worker_env(),
+                              capture_output=True, text=True, env=worker_env(ADAPTERS[name].env),
                               cwd=ROOT, timeout=60)
         if proc.returncode == 0:
             available.append(name)
@@ -324,7 +347,16 @@ def supports(adapter: Adapter, workload: Workload, role: str) -> Optional[str]:
         return adapter.idle_cpu_note
     if workload.keepalive and not adapter.keepalive:
         return "no keepalive by default: the same as idle-cpu-off"
+    if workload.deflate and role not in adapter.deflate:
+        return DEFLATE_NA
     return None
+
+
+def speedups_built() -> bool:
+    """Whether simplews imports with its C accelerator here (checked in a child process)."""
+    proc = subprocess.run([sys.executable, "-c", "import simplews.frames, sys; sys.exit(not simplews.frames.SPEEDUPS)"],
+                          capture_output=True, env=worker_env(), cwd=ROOT, timeout=60)
+    return proc.returncode == 0
 
 
 def library_version(adapter: Adapter) -> str:
@@ -355,7 +387,8 @@ def run_cell_rounds(workload: Workload, role: str, libs: List[str],
                 measure(workload, role, lib, opts, [])
             except (RuntimeError, OSError, subprocess.SubprocessError, ValueError):
                 pass
-    for rnd in range(opts.rounds):
+    rounds = opts.rounds or workload.rounds or DEFAULT_ROUNDS
+    for rnd in range(rounds):
         shift = rnd % len(libs)
         for lib in libs[shift:] + libs[:shift]:
             row = rows[lib]
@@ -367,6 +400,9 @@ def run_cell_rounds(workload: Workload, role: str, libs: List[str],
                 if sample.cpu_us is not None:
                     row.cpu_samples.append(sample.cpu_us)
                     shown += f"  (CPU {sample.cpu_us:.2f} us/op)"
+                if sample.extra is not None:
+                    row.extra_samples.append(sample.extra)
+                    shown += f"  ({workload.extra[0]} {sample.extra:.2f} {workload.extra[1]})"
             except (MeasureError, RuntimeError, OSError, subprocess.SubprocessError,
                     ValueError, KeyError) as exc:
                 row.errors.append(str(exc))
@@ -385,11 +421,14 @@ def run_all(opts: argparse.Namespace, libs: List[str]) -> List[Row]:
         for role in workload.roles:
             cell_libs, rows = [], {}
             for lib in libs:
+                if not opts.libs and adapter_of(lib).rows and workload.name not in adapter_of(lib).rows:
+                    continue  # a label measured only where it is cheap, unless --libs names it
                 reason = supports(adapter_of(lib), workload, role)
                 row = Row(workload, role, lib)
                 if reason:
                     row.notes.append("n/a: " + reason)
-                    said = workload.kind == "idle-cpu" and reason not in ("no client", "no server")
+                    said = (workload.kind == "idle-cpu" and reason not in ("no client", "no server")) \
+                        or reason == DEFLATE_NA
                     shown = said or adapter_of(lib).name in opts.show_na
                     if lib != BASELINE and shown:
                         all_rows.append(row)
@@ -411,18 +450,22 @@ def header_lines(opts: argparse.Namespace, libs: List[str], skipped: Dict[str, s
     """Context printed above the table."""
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     python = f"{platform.python_version()} ({platform.python_implementation()})"
-    conns = "/".join(str(opts.conns or WORKLOADS_BY_NAME[name].params(opts.quick)["conns"])
+    conns = "/".join(str(opts.conns or WORKLOADS_BY_NAME[name].params(opts.quick, full=opts.full)["conns"])
                      for name in ("idle", "idle-cpu-off"))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     lines = [
         f"simplews benchmarks, {now}",
         f"python {python}, {platform.platform()}, {os.cpu_count() or 0} CPUs, load average {load:.2f}",
-        f"mode: {'quick' if opts.quick else 'full'}, rounds: {opts.rounds}, conns (idle/idle-cpu): {conns}, "
+        f"mode: {'quick' if opts.quick else ('full' if opts.full else 'default')}, "
+        f"rounds: {opts.rounds or 'per workload'}, conns (idle/idle-cpu): {conns}, "
         f"CPUs (server, client): {opts.cpus or 'not pinned'}",
     ]
     if libs:
         lines.append("libraries: " + ", ".join(f"{n} {library_version(ADAPTERS[n])}" for n in libs))
     lines += [f"skipped {name}: {reason}" for name, reason in skipped.items()]
+    if "simplews" in libs and "simplews-nospeedups" in libs and not speedups_built():
+        lines.append("WARNING: simplews's C accelerator is not built here: simplews and "
+                     "simplews-nospeedups run the same pure-Python code")
     if load > 0.5:
         lines.append(f"WARNING: the machine is busy (load {load:.2f}): expect noisy wall-clock numbers; "
                      "the CPU columns are more robust")
@@ -452,6 +495,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         description="WebSocket benchmarks: each library vs a raw TCP baseline.")
     parser.add_argument("--quick", action="store_true",
                         help="small counts, 1 round (CI smoke test, < 2 minutes)")
+    parser.add_argument("--full", action="store_true",
+                        help="scale: the pi rows for 60 s, idle and broadcast with 10,000 connections")
     parser.add_argument("--only", type=lambda s: s.split(","), default=None,
                         metavar="WORKLOAD[,...]",
                         help="workloads to run: " + ", ".join(WORKLOADS_BY_NAME)
@@ -461,7 +506,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help="libraries (raw-tcp is always added): "
                         + ", ".join(n for n in ADAPTERS if n != BASELINE))
     parser.add_argument("--rounds", type=int, default=None,
-                        help="rounds per library (default 5, quick 1)")
+                        help="rounds per library (default 5, or the workload's own: 1 for the pi rows, "
+                        "3 for deflate-json, idle-deflate and latency; quick 1)")
     parser.add_argument("--conns", type=int, default=None,
                         help="connections for idle, idle-cpu and broadcast (default 1000; quick 200, idle-cpu 50)")
     parser.add_argument("--idle-window", type=float, default=None, metavar="S",
@@ -484,8 +530,10 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--show-na", type=lambda s: s.split(","), default=[],
                         help=argparse.SUPPRESS)
     opts = parser.parse_args(argv)
-    if opts.rounds is None:
-        opts.rounds = 1 if opts.quick else 5
+    if opts.rounds is None and opts.quick:
+        opts.rounds = 1
+    if opts.quick and opts.full:
+        parser.error("--quick and --full exclude each other")
     if opts.timeout is None:
         opts.timeout = 60.0 if opts.quick else 300.0
     unknown = [w for w in (opts.only or []) if w not in WORKLOADS_BY_NAME and w not in GROUPS]
@@ -498,7 +546,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     opts.tls = None
     opts.scratch = opts.oneshot_python = None  # the run's temporary directory; the oneshot venv's python
     opts.sides = {}  # library label -> directory its simplews is imported from (compare mode)
-    if opts.rounds < 1 or (opts.conns is not None and opts.conns < 1):
+    if (opts.rounds is not None and opts.rounds < 1) or (opts.conns is not None and opts.conns < 1):
         parser.error("--rounds and --conns must be positive")
     if opts.idle_window is not None and opts.idle_window <= 0:
         parser.error("--idle-window must be positive")
@@ -532,6 +580,7 @@ def write_json(path: str, rows: List[Row]) -> None:
         json.dump([{"workload": r.workload.name, "role": r.role, "lib": r.lib,
                     "unit": r.workload.unit, "samples": r.samples, "median": r.median,
                     "cpu_samples": r.cpu_samples, "cpu_median": r.cpu_median,
+                    "extra": r.workload.extra[0], "extra_samples": r.extra_samples,
                     "ratio": r.ratio, "errors": r.errors, "notes": r.notes}
                    for r in rows], out, indent=1)
 

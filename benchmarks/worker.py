@@ -91,7 +91,7 @@ def run_server(config: Dict[str, Any], channel: Channel) -> Final:
         start = ADAPTERS[config["impl"]].server
         if start is None:
             raise ValueError(f"{config['impl']} has no server")
-        handle = start(lambda bcast: make_handler(params, bcast), tls)
+        handle = start(lambda bcast: make_handler(params, bcast), tls, params["deflate"])
         port, stop = handle.port, handle.stop
     channel.emit("ready", port=port, pid=os.getpid())
     while channel.wait() == "cpu":
@@ -108,20 +108,20 @@ def run_client(config: Dict[str, Any], channel: Channel) -> Final:
     if config["impl"] == "fixed":
         from benchmarks.peer import FixedClient
         client = FixedClient(config["codec"], port, params, peer_timeout(config), tls)
-        result = getattr(client, "run_" + params["kind"])(channel.sync)
+        result = getattr(client, "run_" + params["kind"].replace("-", "_"))(channel.sync)
     else:
         from benchmarks.adapters import ADAPTERS, Endpoint
+        from benchmarks.apps import own_rss_kib, run_idle
         from benchmarks.apps import run_client as run_loop
-        from benchmarks.apps import run_idle
         url = f"{'wss' if tls else 'ws'}://127.0.0.1:{port}/"
         connect = ADAPTERS[config["impl"]].client
         if connect is None:
             raise ValueError(f"{config['impl']} has no client")
-        endpoint = Endpoint(url, "127.0.0.1", port, tls, params["keepalive"])
+        endpoint = Endpoint(url, "127.0.0.1", port, tls, params["keepalive"], params["deflate"])
         if params["kind"] == "idle-cpu":  # the connections die with the process
             return "result", run_idle(lambda: connect(endpoint), params, channel.sync)
         conn = connect(endpoint)
-        result = run_loop(conn, params, channel.sync)
+        result = dict(run_loop(conn, params, channel.sync), rss_kib=own_rss_kib())
         _close_quietly(conn.close)
     return "result", result
 

@@ -32,8 +32,13 @@ class Workload:
     pattern over TLS (``wss://``, and raw TLS for the baseline); ``group``
     is a second name ``--only`` accepts, selecting every workload with it.
     ``window`` / ``quick_window`` are the seconds a time-window workload
-    (``idle-cpu``) measures for; ``keepalive`` leaves the client's keepalive
-    at the library's default instead of turning it off.
+    (``idle-cpu``, ``paced``) measures for; ``keepalive`` leaves the client's keepalive
+    at the library's default instead of turning it off.  ``deflate``
+    negotiates permessage-deflate on both sides; ``rate`` is the messages/s
+    of a paced sender; ``full_window`` / ``full_conns`` replace the default
+    window / connections under ``--full``; ``rounds`` is the default number
+    of rounds when ``--rounds`` is not given (0: the global default);
+    ``extra`` names the second figure the row reports (its label and unit).
     """
 
     name: str
@@ -54,23 +59,38 @@ class Workload:
     window: float = 0.0
     quick_window: float = 0.0
     keepalive: bool = False
+    deflate: bool = False
+    rate: int = 0
+    full_window: float = 0.0
+    full_conns: int = 0
+    rounds: int = 0
+    extra: Tuple[str, str] = ("", "")
     description: str = ""
 
     def params(self, quick: bool, conns: Optional[int] = None,
-               window: Optional[float] = None) -> Dict[str, Any]:
-        """The JSON-able parameters a worker needs for this workload."""
-        default_conns = self.quick_conns if quick else self.conns
+               window: Optional[float] = None, full: bool = False) -> Dict[str, Any]:
+        """The JSON-able parameters a worker needs for this workload.
+
+        ``window`` (``--idle-window``) applies to the idle-cpu rows only; a
+        paced row sends ``rate`` x window messages (its count)."""
+        default_conns = self.quick_conns if quick else (self.full_conns if full and self.full_conns else self.conns)
+        seconds = self.quick_window if quick else (self.full_window if full and self.full_window else self.window)
+        if window and self.kind == "idle-cpu":
+            seconds = window
+        count = self.quick_count if quick else self.count
         return {
             "name": self.name,
             "kind": self.kind,
             "size": self.size,
-            "count": self.quick_count if quick else self.count,
+            "count": int(self.rate * seconds) if self.rate else count,
             "warmup": self.quick_warmup if quick else self.warmup,
             "binary": self.binary,
             "conns": conns if (conns and self.conns > 1) else default_conns,
             "tls": self.tls,
-            "window": window or (self.quick_window if quick else self.window),
+            "window": seconds,
             "keepalive": self.keepalive,
+            "deflate": self.deflate,
+            "rate": self.rate,
         }
 
 
@@ -115,7 +135,7 @@ WORKLOADS: Tuple[Workload, ...] = (
     Workload(
         "idle", "idle", (SERVER,), size=32, count=1, quick_count=1, warmup=20,
         quick_warmup=10, unit="KiB/conn", higher_is_better=False, conns=1_000,
-        quick_conns=200,
+        quick_conns=200, full_conns=10_000, extra=("open", "s"),
         description="server RSS per idle connection (handshake + one echo each)",
     ),
     Workload(
@@ -136,7 +156,37 @@ WORKLOADS: Tuple[Workload, ...] = (
         "broadcast", "broadcast", (SERVER,), size=100, count=100, quick_count=10,
         warmup=5, quick_warmup=2, unit="msg/s", conns=1_000, quick_conns=200,
         description="server broadcasts 100-byte text to every client; "
-        "msg/s counts deliveries",
+        "msg/s counts deliveries", full_conns=10_000,
+    ),
+    Workload(
+        "deflate-json", "deflate-json", (CLIENT, SERVER), size=0, count=5_000, quick_count=500,
+        warmup=300, quick_warmup=50, unit="msg/s", deflate=True, rounds=3,
+        description="the server sends a stream of 1-4 KiB JSON messages, permessage-deflate on both sides",
+    ),
+    Workload(
+        "idle-deflate", "idle", (SERVER,), size=0, count=1, quick_count=1, warmup=20,
+        quick_warmup=10, unit="KiB/conn", higher_is_better=False, conns=1_000,
+        quick_conns=100, deflate=True, rounds=3, extra=("open", "s"),
+        description="server RSS per idle connection with permessage-deflate "
+        "(handshake + one compressed JSON echo each)",
+    ),
+    Workload(
+        "pi-client", "paced", (CLIENT,), size=100, count=0, quick_count=0, warmup=200,
+        quick_warmup=50, unit="% core", higher_is_better=False, rate=2_000, window=10.0,
+        quick_window=1.0, full_window=60.0, rounds=1, group="pi", extra=("RSS", "MiB"),
+        description="a client receiving 2,000 messages/s of 100 B (paced per ms tick)",
+    ),
+    Workload(
+        "pi-server", "paced", (SERVER,), size=100, count=0, quick_count=0, warmup=200,
+        quick_warmup=50, unit="% core", higher_is_better=False, rate=2_000, window=10.0,
+        quick_window=1.0, full_window=60.0, rounds=1, group="pi", extra=("RSS", "MiB"),
+        description="a server sending 2,000 messages/s of 100 B (paced per ms tick)",
+    ),
+    Workload(
+        "latency", "latency", (SERVER,), size=32, count=1_000, quick_count=100, warmup=100,
+        quick_warmup=20, unit="us", higher_is_better=False, conns=100, quick_conns=10,
+        rounds=3, extra=("p99", "us"),
+        description="p50 echo round trip of one connection while 100 others stream",
     ),
     Workload(
         "import", "import", (CLIENT,), size=0, count=1, quick_count=1, warmup=1,

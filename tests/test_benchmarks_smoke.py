@@ -38,6 +38,31 @@ def test_benchmark_harness_quick_echo_runs(tmp_path: Path) -> None:
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.timeout(180)
+def test_benchmark_harness_quick_new_rows_run() -> None:
+    """The compression, Pi-budget and latency rows, simplews with and without its accelerator
+    and websockets (deflate) against the raw baseline: every cell measured, with its second figure."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "deflate-json,idle-deflate,pi,latency",
+         "--libs", "simplews,simplews-nospeedups,websockets"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = {tuple(line.split()[:3]): line for line in result.stdout.splitlines() if len(line.split()) > 3}
+    cells = [("deflate-json", "client"), ("deflate-json", "server"), ("idle-deflate", "server"),
+             ("pi-client", "client"), ("pi-server", "server"), ("latency", "server")]
+    for workload, role in cells:
+        for lib in ("raw-tcp", "simplews", "simplews-nospeedups", "websockets"):
+            line = lines.get((workload, role, lib))
+            assert line is not None and " error " not in line, result.stdout
+    for workload, role, figure in (("idle-deflate", "server", "open"), ("pi-client", "client", "RSS"),
+                                   ("pi-server", "server", "RSS"), ("latency", "server", "p99")):
+        assert f" {figure} " in lines[(workload, role, "simplews")], result.stdout
+
+
 def _git_checkout() -> bool:
     proc = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "HEAD"], capture_output=True, timeout=30)
     return proc.returncode == 0
