@@ -441,6 +441,9 @@ def _read_request(
     stream: Stream, opts: ServerOptions, policy: ServerPolicy, peer: Optional[Tuple[Any, ...]], deadline: Optional[float]
 ) -> Tuple[Request, bytes]:
     """Read a client's opening request: socket options, PROXY line, TLS, then the HTTP head (and what follows it)."""
+    if stream.sock.family in (socket.AF_INET, socket.AF_INET6):
+        # as the client does: with Nagle, a message written after another waits for its ACK (40 ms stalls)
+        stream.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # before the caller's: they may turn it off
     for level, option, value in opts.socket_options or ():
         stream.sock.setsockopt(level, option, value)
     proxied = None

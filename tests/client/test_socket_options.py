@@ -59,7 +59,13 @@ def test_socket_options_on_accepted_sockets(server_factory: Any) -> None:
         assert ast.literal_eval(ws.recv(timeout=10))[:3] == (1, 7, 3)
     plain = server_factory(on_open=lambda ws: ws.send(repr(sockopts(ws.sock))))
     with simplews.connect(plain.url) as ws:
-        assert ast.literal_eval(ws.recv(timeout=10))[0] == 0  # no keepalive unless asked
+        options = ast.literal_eval(ws.recv(timeout=10))
+        assert options[0] == 0  # no keepalive unless asked
+        assert options[3] != 0  # TCP_NODELAY on by default, as on the client: no Nagle stalls between messages
+    nagle = server_factory(on_open=lambda ws: ws.send(repr(sockopts(ws.sock))),
+                           socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)])  # fmt: skip
+    with simplews.connect(nagle.url) as ws:
+        assert ast.literal_eval(ws.recv(timeout=10))[3] == 0  # the caller's word wins over the default
 
 
 def test_unusable_source_address_is_a_connect_error(address_server: simplews.Server) -> None:
