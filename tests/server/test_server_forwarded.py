@@ -43,7 +43,7 @@ def start_haproxy(tmp_path: Path) -> Iterator[Callable[[str], HAProxy]]:
 def next_proxied(backend: socket.socket, size: int) -> Tuple[Optional[Tuple[str, int]], bytes]:
     """The source address in the PROXY line of the next connection carrying ``size`` bytes, and those bytes.
 
-    Connections that end without data are skipped: the probes that saw HAProxy start.
+    Connections that end without data (or are reset) are skipped: the probes that saw HAProxy start.
     """
     for _ in range(10):
         conn, _ = backend.accept()
@@ -54,7 +54,10 @@ def next_proxied(backend: socket.socket, size: int) -> Tuple[Optional[Tuple[str,
                 found = parse_proxy_v1(data)
                 if found is not None and len(data) - found[1] >= size:
                     return found[0], data[found[1] :]
-                chunk = conn.recv(4096)
+                try:
+                    chunk = conn.recv(4096)
+                except ConnectionResetError:  # a probe may end with a reset instead of a FIN
+                    break
                 if not chunk:
                     break
                 data += chunk
