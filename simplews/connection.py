@@ -24,7 +24,7 @@ from .messages import Messages, convert
 from .options import ConnectionOptions
 from .pieces import is_piecewise
 from .pings import Pings, wake_closed
-from .protocol import Ping, Pong, Protocol, State
+from .protocol import CLOSED, OPEN, Ping, Pong, Protocol, State
 from .reader import IDLE_AFTER, Reader
 from .rooms import CLIENT_ROOMS, Rooms
 from .stream import Stream
@@ -216,7 +216,8 @@ class Connection(Messages):
             raise self.protocol.closed_exception()
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            if is_piecewise(message):
+            kind = type(message)
+            if kind is not str and kind is not bytes and is_piecewise(message):
                 self._writer.send_pieces(message, text, deadline, self._broken)
             else:
                 self._writer.send(message, text, compress, deadline, self._broken)
@@ -365,7 +366,7 @@ class Connection(Messages):
             if self._closed.done:
                 return
             with self._state_lock:
-                if self.protocol.state is not State.CLOSED:
+                if self.protocol.state is not CLOSED:
                     self.protocol.abort()
                 waiters = self._pings.ended()
             self._closed.set()
@@ -450,7 +451,7 @@ class Connection(Messages):
             self._fail(1008, "too slow to receive")
             return None
         elif verdict is Verdict.DEAD:
-            if self.protocol.state is State.OPEN:
+            if self.protocol.state is OPEN:
                 self._fail(1011, "keepalive ping timeout")
             else:  # our close frame went unanswered by a dead peer: 1006, without waiting longer
                 self._terminate()

@@ -187,7 +187,14 @@ def encode_header(
 
 
 #: frames up to this size are returned as one joined buffer (one write, one copy)
-JOIN_LIMIT = 2048
+JOIN_LIMIT = 16384
+
+#: ``_SMALL_HEADERS[first byte][mask bit | length]``: the two header bytes of a frame under 126 bytes
+#: (the frames we send: whole messages, fragments, control frames)
+_SMALL_HEADERS = {
+    first: [bytes((first, second)) for second in range(256)]
+    for first in (0x80, 0x81, 0x82, 0x88, 0x89, 0x8A, 0x00, 0x01, 0x02)
+}
 
 
 def encode_frame(
@@ -203,12 +210,12 @@ def encode_frame(
     unmasked payload is returned as it is, uncopied, after its header.
     """
     length = len(payload)
-    if length < 126 and not rsv1:
-        # the common small frame: no struct packing
-        b0 = (0x80 | opcode) if fin else opcode
+    heads = _SMALL_HEADERS.get((0x80 | opcode) if fin else opcode)
+    if length < 126 and not rsv1 and heads is not None:
+        # the common small frame: its two header bytes come from a table
         if mask_key is None:
-            return [bytes((b0, length)) + payload]
-        return [bytes((b0, 0x80 | length)) + mask_key + (apply_mask(payload, mask_key) if length else b"")]
+            return [heads[length] + payload]
+        return [heads[0x80 | length] + mask_key + (apply_mask(payload, mask_key) if length else b"")]
     header = encode_header(opcode, length, fin=fin, rsv1=rsv1, mask_key=mask_key)
     body: Buffer = payload if mask_key is None else apply_mask(payload, mask_key)
     if length <= JOIN_LIMIT:

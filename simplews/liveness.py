@@ -22,7 +22,7 @@ import enum
 from typing import List, Optional
 
 from .options import ConnectionOptions
-from .protocol import State
+from .protocol import CLOSED, OPEN, State
 from .stream import Stream
 
 __all__ = ["Liveness", "Verdict"]
@@ -78,11 +78,11 @@ class Liveness:
                 return Verdict.STALLED
             if window is not None and stalled >= window:
                 return Verdict.TOO_SLOW
-        if options.ping_interval and state is not State.CLOSED:
+        if options.ping_interval and state is not CLOSED:
             if self.awaiting is not None and options.ping_timeout is not None:
                 if now - self.silence_from(options.ping_interval) >= options.ping_timeout:
                     return Verdict.DEAD
-            elif state is State.OPEN and now - self.ping_at >= options.ping_interval:
+            elif state is OPEN and now - self.ping_at >= options.ping_interval:
                 return Verdict.PING
         return Verdict.NOTHING
 
@@ -90,11 +90,11 @@ class Liveness:
         """The times at which :meth:`judge` may change its mind."""
         options, stream = self.options, self.stream
         due: List[float] = []
-        if options.ping_interval and state is not State.CLOSED:
+        if options.ping_interval and state is not CLOSED:
             if self.awaiting is not None:
                 if options.ping_timeout is not None:
                     due.append(self.silence_from(options.ping_interval) + options.ping_timeout)
-            elif state is State.OPEN:
+            elif state is OPEN:
                 due.append(self.ping_at + options.ping_interval)
         busy = stream.busy_since
         if busy is not None:

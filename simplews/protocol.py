@@ -91,6 +91,9 @@ class State(enum.IntEnum):
     CLOSED = 3  # both close frames exchanged, or the transport is gone
 
 
+# the members as plain module names: an Enum attribute lookup costs four of these, on every frame
+OPEN, CLOSING, CLOSED = State.OPEN, State.CLOSING, State.CLOSED
+
 @dataclasses.dataclass
 class Message:
     """A complete data message: ``str`` for text, ``bytes`` for binary."""
@@ -337,7 +340,7 @@ class Protocol:
         self.frame_size = frame_size
         #: negotiated permessage-deflate state (``simplews.deflate.PerMessageDeflate``)
         self.extension = extension
-        self.state = State.OPEN
+        self.state = OPEN
         #: the peer's violation, once one happened
         self.failure: Optional[RemoteProtocolError] = None
         self.close_rcvd: Optional[Close] = None
@@ -352,6 +355,8 @@ class Protocol:
         #: answer pings at once (off: the application answers with :meth:`send_pong`)
         self.auto_pong = True
         self._pending: List[Any] = []
+        #: whether :meth:`data_to_send` has anything (kept up to date: it is asked on every write)
+        self.has_pending = False
         self._pongs: List[bytes] = []  # pongs owed, at most _MAX_PONGS (RFC 6455 5.5.3)
         self._eof_sent = False
         self._mask_keys = _mask_keys() if is_client else _NO_KEYS
@@ -380,7 +385,7 @@ class Protocol:
         if not data:
             self._eof()
             return events
-        if self.failure is not None or self.close_rcvd is not None or self.state is State.CLOSED:
+        if self.failure is not None or self.close_rcvd is not None or self.state is CLOSED:
             return events  # RFC 6455 5.5.1: nothing after the close frame counts
         if self._buf:
             self._buf += data
@@ -506,6 +511,7 @@ class Protocol:
                 if len(pongs) >= _MAX_PONGS:
                     del pongs[0]
                 pongs.append(self._frame(_PONG, payload)[0])
+                self.has_pending = True
             events.append(Ping(payload))
         elif opcode == _PONG:
             events.append(Pong(payload))
@@ -515,7 +521,7 @@ class Protocol:
             if self.close_sent is None:
                 reply_code = None if code == 1005 else code
                 self._send_close(reply_code, reason if reply_code is not None else "")
-            self.state = State.CLOSED
+            self.state = CLOSED
             events.append(self.close_rcvd)
 
     def _fail(self, exc: RemoteProtocolError, defer: bool = True) -> None:
@@ -524,7 +530,7 @@ class Protocol:
         self._in.end_message()
         if self._debug:
             self.logger.debug("protocol failure %d: %s", exc.code, exc)
-        if defer and self.defer_failure_close and self.close_sent is None and self.state is State.OPEN:
+        if defer and self.defer_failure_close and self.close_sent is None and self.state is OPEN:
             self.failure_deferred = True
             return
         self._close_for_failure()
@@ -539,36 +545,33 @@ class Protocol:
         """Queue the close frame with the failure's code and stop sending data."""
         exc = self.failure
         assert exc is not None
-        if self.close_sent is None and self.state is State.OPEN:
+        if self.close_sent is None and self.state is OPEN:
             self._send_close(exc.code, _truncate_reason(str(exc)))
-        self.state = State.CLOSING if self.state is State.OPEN else self.state
+        self.state = CLOSING if self.state is OPEN else self.state
 
     def fail(self, code: int, reason: str) -> None:
         """Fail the connection from our side (e.g. keepalive timeout) with ``code``."""
-        if self.failure is None and self.state is not State.CLOSED:
+        if self.failure is None and self.state is not CLOSED:
             self._fail(RemoteProtocolError(reason, code), defer=False)
 
     def _eof(self) -> None:
         """The transport reached end of stream."""
         self._pending.clear()
         self._pongs = []
+        self.has_pending = False
         # a peer that ended its side may still read: it hears why the connection failed
         self.release_failure()
-        self.state = State.CLOSED
+        self.state = CLOSED
 
     # --- sending --------------------------------------------------------------------
 
     def data_to_send(self) -> List[Any]:
         """Control frames to write before any further data frame (pongs, pings, close), in order."""
         out, self._pending = self._pending, []
+        self.has_pending = False
         if self._pongs:
             out[:0], self._pongs = self._pongs, []  # a close frame, if one is queued, stays last
         return out
-
-    @property
-    def has_pending(self) -> bool:
-        """Whether :meth:`data_to_send` has anything."""
-        return bool(self._pending or self._pongs)
 
     def eof_to_send(self) -> bool:
         """Whether the transport should now be half-closed, after what :meth:`data_to_send` gave.
@@ -592,8 +595,20 @@ class Protocol:
         ``text`` says otherwise (``text=True`` needs valid UTF-8 bytes).
         ``compress=False`` sends it uncompressed even if compression was negotiated.
         """
-        opcode, payload, rsv1 = self._prepare(data, text, compress)
         size = self.frame_size
+        if text is None and self.extension is None and self.state is OPEN and not self._debug:
+            # the common case: nothing of _prepare() left to do but encoding text (its errors: _prepare())
+            small: Any = None
+            if type(data) is bytes:
+                small, opcode = data, _BINARY
+            elif type(data) is str:
+                try:
+                    small, opcode = data.encode("utf-8"), _TEXT
+                except UnicodeEncodeError:
+                    pass
+            if small is not None and (size is None or len(small) <= size):
+                return encode_frame(opcode, small, True, False, next(self._mask_keys) if self.is_client else None)
+        opcode, payload, rsv1 = self._prepare(data, text, compress)
         if size is None or len(payload) <= size:
             return encode_frame(opcode, payload, True, rsv1, next(self._mask_keys) if self.is_client else None)
         return [buf for frame in self._fragments(opcode, payload, rsv1) for buf in frame]
@@ -613,13 +628,13 @@ class Protocol:
 
         Raises :class:`ConnectionClosed` once a close was sent: no data frame goes after it.
         """
-        if self.state is not State.OPEN:
+        if self.state is not OPEN:
             raise self.closed_exception()
         return self._frame((_TEXT if text else _BINARY) if first else _CONT, payload, fin)
 
     def _prepare(self, data: Data, text: Optional[bool], compress: bool = True) -> Tuple[int, Any, bool]:
         """Check and encode a message's payload (compressed if negotiated): ``(opcode, payload, rsv1)``."""
-        if self.state is not State.OPEN:
+        if self.state is not OPEN:
             raise self.closed_exception()
         opcode, payload = _payload(data, text)
         ext = self.extension
@@ -644,14 +659,16 @@ class Protocol:
     def send_ping(self, data: Union[str, bytes] = b"") -> None:
         """Queue a ping (at most 125 bytes) in :meth:`data_to_send`."""
         self._pending += self._control_out(_PING, data)
+        self.has_pending = True
 
     def send_pong(self, data: Union[str, bytes] = b"") -> None:
         """Queue an unsolicited pong (at most 125 bytes) in :meth:`data_to_send`."""
         self._pending += self._control_out(_PONG, data)
+        self.has_pending = True
 
     def _control_out(self, opcode: int, data: Union[str, bytes]) -> List[Any]:
         """Encode a ping or pong after checking the state and its size."""
-        if self.state is not State.OPEN:
+        if self.state is not OPEN:
             raise self.closed_exception()
         payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
         if len(payload) > 125:
@@ -667,7 +684,7 @@ class Protocol:
         if self.failure_deferred:
             self.release_failure()
             return
-        if self.close_sent is not None or self.state is State.CLOSED:
+        if self.close_sent is not None or self.state is CLOSED:
             return
         payload = encode_close(code, reason)  # validates before changing state
         self._send_close_payload(code, reason, payload)
@@ -678,9 +695,10 @@ class Protocol:
 
     def _send_close_payload(self, code: Optional[int], reason: str, payload: bytes) -> None:
         self.close_sent = Close(1005 if code is None else code, reason)
-        if self.state is State.OPEN:
-            self.state = State.CLOSING
+        if self.state is OPEN:
+            self.state = CLOSING
         self._pending += self._frame(_CLOSE, payload)
+        self.has_pending = True
 
     def _frame(self, opcode: int, payload: Any, fin: bool = True, rsv1: bool = False) -> List[Any]:
         """Encode one frame, masked with a fresh key when we are the client."""

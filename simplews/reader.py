@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any, Deque, Optional, Union
 
 from .exceptions import WebSocketTimeout
-from .protocol import Close, Fragment, Message, Ping, Pong, State
+from .protocol import OPEN, Close, Fragment, Message, Ping, Pong
 
 if TYPE_CHECKING:  # pragma: no cover
     from .connection import Connection
@@ -62,6 +62,8 @@ class Reader:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             item = self.next_item(deadline)
+            if type(item) is str or type(item) is bytes:
+                return item
             if isinstance(item, (Ping, Pong)):
                 self.conn._control_hook(item)
                 continue
@@ -82,8 +84,9 @@ class Reader:
                 if conn._next_tick is None or when + IDLE_AFTER < conn._next_tick:
                     conn._schedule(when + IDLE_AFTER)
                 return item
-        left = None if deadline is None else max(deadline - time.monotonic(), 0)
-        if not self.role.acquire(timeout=-1 if left is None else left):
+        if deadline is None:
+            self.role.acquire()
+        elif not self.role.acquire(True, max(deadline - time.monotonic(), 0)):
             raise WebSocketTimeout("recv() timed out")
         try:
             while True:
@@ -119,8 +122,12 @@ class Reader:
         """Feed bytes to the core and act on the events (reader role held)."""
         conn = self.conn
         protocol = conn.protocol
-        with conn._state_lock:
+        state_lock = conn._state_lock
+        state_lock.acquire()  # not ``with``: it costs twice as much, on every read
+        try:
             events = protocol.receive_data(data)
+        finally:
+            state_lock.release()
         for event in events:
             if type(event) is Fragment:
                 self.fragment(event)
@@ -142,7 +149,7 @@ class Reader:
                     self.hold(event)
             elif type(event) is Close:
                 conn.logger.debug("%r: received close %d %r", conn, event.code, event.reason)
-        if protocol.has_pending or conn.stream.owed or protocol.state is not State.OPEN:
+        if protocol.has_pending or conn.stream.owed or protocol.state is not OPEN:
             conn._writer.flush()  # pongs, close frames, TLS records; the end of the stream once closing
         if not data:
             conn._terminate()
@@ -154,7 +161,7 @@ class Reader:
                 self.release_failure()
             else:
                 conn._schedule(self.failure_at())
-        elif protocol.state is not State.OPEN:
+        elif protocol.state is not OPEN:
             conn._arm_close_deadline()
             if protocol.failure is not None:
                 conn.logger.info("%r: failing connection: %s", conn, protocol.failure)

@@ -131,16 +131,21 @@ class Stream:
         if self._early:
             early, self._early = self._early, b""
             return early
-        if self.tls_ended:
+        if self._layers and self.tls_ended:
             return b""
         while True:
-            timeout = FOREVER if deadline is None else deadline - time.monotonic()
-            if timeout <= 0:
-                raise WebSocketTimeout("timed out waiting for data")
-            current = self._rtimeout
-            if current > timeout + 0.01 or current < timeout / 2:  # waking a little early costs nothing
-                self.sock.settimeout(timeout)
-                self._rtimeout = timeout
+            if deadline is None:
+                if self._rtimeout != FOREVER:
+                    self.sock.settimeout(FOREVER)
+                    self._rtimeout = FOREVER
+            else:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    raise WebSocketTimeout("timed out waiting for data")
+                current = self._rtimeout
+                if current > timeout + 0.01 or current < timeout / 2:  # waking a little early costs nothing
+                    self.sock.settimeout(timeout)
+                    self._rtimeout = timeout
             try:
                 data = self.sock.recv(self._rsize)
             except socket.timeout:
@@ -215,27 +220,23 @@ class Stream:
                     self._owe(buf)
         else:
             if len(buffers) == 1 and self.busy_since is None and self._wtimeout == 0.0 and not self._refused:
-                buffers = self._send_one(buffers[0])  # the common case: one frame the kernel takes at once
-                if not buffers:
-                    return
+                # the common case: one frame the kernel takes at once (_send_some's first step, inline)
+                buf = buffers[0]
+                try:
+                    sent = self._wsock.send(buf)
+                except (BlockingIOError, InterruptedError):
+                    self._backlog()
+                else:
+                    size = len(buf)
+                    if sent == size:
+                        return
+                    self._sent(sent, size)
+                    buffers = [memoryview(buf).cast("B")[sent:]]
             self._send_direct(buffers, deadline)
             if not self.owed:
                 self.busy_since = None
             return
         self._drain(deadline)
-
-    def _send_one(self, buf: Any) -> Sequence[Any]:
-        """Try to send ``buf`` without waiting; return what is left of it to send."""
-        try:
-            sent = self._wsock.send(buf)
-        except (BlockingIOError, InterruptedError):
-            self._backlog()
-            return [buf]
-        size = len(buf)
-        if sent == size:
-            return ()
-        self._sent(sent, size)
-        return [memoryview(buf).cast("B")[sent:]]
 
     def commit(self, buffers: Sequence[Any]) -> None:
         """Queue ``buffers`` to be sent, in order, without sending anything (encrypted now with TLS)."""

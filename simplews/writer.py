@@ -11,13 +11,14 @@ waiting on the network is the writer role itself.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Any, Callable, Iterable, Iterator, List, Optional
 
 from .exceptions import ConnectionClosed, WebSocketTimeout
 from .pieces import frame_payloads
-from .protocol import Protocol, State
+from .protocol import CLOSED, OPEN, Protocol
 from .stream import Stream
 
 __all__ = ["Writer"]
@@ -87,33 +88,68 @@ class Writer:
         """
         protocol = self.protocol
         frame_size = protocol.frame_size
+        if frame_size is not None and len(message) > frame_size:
+            with self._turn(deadline):
+                self._send_frames(message, text, compress, deadline, broken)
+            return
+        role = self.role
+        if deadline is None:  # _acquire() inline: this is every small message's path
+            role.acquire()
+        else:
+            _acquire(role, deadline)
+        if self.in_pieces:  # a message sent in pieces is between two frames: after it, in turn
+            role.release()
+            with self._turn(deadline):
+                self._send_frames(message, text, compress, deadline, broken)
+            return
+        # one frame: holding the writer role keeps it whole, no turn needed
+        stream = self.stream
+        try:
+            state_lock = self._state_lock
+            state_lock.acquire()  # not ``with``: it costs twice as much, on every message
+            try:
+                out = protocol.send_message(message, text=text, compress=compress)
+                if protocol.has_pending:
+                    out[:0] = protocol.data_to_send()
+            finally:
+                state_lock.release()
+            stream.write(out, deadline)
+        finally:
+            role.release()
+            if protocol.has_pending or self.deferred or stream.owed or protocol.state is CLOSED:
+                self._after_write()
+
+    def _send_frames(self, message: Any, text: Optional[bool], compress: bool, deadline: Optional[float], broken: Any) -> None:
+        """Write a message frame by frame, fragmented above ``frame_size``, the writer role held (turn held)."""
+        _acquire(self.role, deadline)
+        try:
+            try:
+                self._write_frames(self.protocol.send_message_frames(message, text=text, compress=compress), deadline)
+            except WebSocketTimeout as exc:
+                if broken is not None:
+                    broken(exc)
+                raise
+        finally:
+            self.role.release()
+            self._after_write()
+
+    @contextlib.contextmanager
+    def _turn(self, deadline: Optional[float]) -> Iterator[None]:
+        """Hold the turn (one whole message at a time) until ``deadline`` at most."""
         _acquire(self.turn, deadline)
         try:
-            _acquire(self.role, deadline)
-            try:
-                if frame_size is not None and len(message) > frame_size:
-                    try:
-                        self._write_frames(protocol.send_message_frames(message, text=text, compress=compress), deadline)
-                    except WebSocketTimeout as exc:
-                        if broken is not None:
-                            broken(exc)
-                        raise
-                else:
-                    with self._state_lock:
-                        out = protocol.send_message(message, text=text, compress=compress)
-                        if protocol.has_pending:
-                            out[:0] = protocol.data_to_send()
-                    self.stream.write(out, deadline)
-            finally:
-                self.role.release()
+            yield
         finally:
             self.turn.release()
-            if protocol.state is State.CLOSED:
-                self._changed()  # the connection ended while we held the role: closing the descriptor is ours
-            if protocol.has_pending or self.deferred:
-                self.flush()  # queued while we held the role (a close, too, when this send was refused)
-            elif self.stream.owed:
-                self._changed()  # left owed by a timeout: the scheduler writes it as the peer reads
+
+    def _after_write(self) -> None:
+        """After releasing the writer role: act on what happened or was queued while it was held."""
+        if self.protocol.state is CLOSED:
+            self._changed()  # the connection ended while we held the role: closing the descriptor is ours
+        if self.protocol.has_pending or self.deferred:
+            self.flush()  # queued while we held the role (a close, too, when this send was refused)
+        elif self.stream.owed:
+            self._changed()  # left owed by a timeout: the scheduler writes it as the peer reads
 
     def send_pieces(
         self, pieces: Iterable[Any], text: Optional[bool], deadline: Optional[float], broken: Callable[[BaseException], None]
@@ -150,10 +186,7 @@ class Writer:
         finally:
             self.in_pieces = False
             self.turn.release()
-            if protocol.has_pending or self.deferred:
-                self.flush()
-            elif stream.owed:
-                self._changed()
+            self._after_write()
 
     def _write_frames(self, frames: Iterator[List[Any]], deadline: Optional[float]) -> None:
         """Write a message frame by frame, with queued control frames before each (writer role held)."""
@@ -214,23 +247,38 @@ class Writer:
         ``False`` if it cannot be taken: closing, or too much waiting already.
         """
         protocol, stream = self.protocol, self.stream
-        with self._state_lock:
-            if protocol.state is not State.OPEN:
+        if frames is not None and self.role.acquire(False):
+            # the common case: nobody writes and nothing waits. No state lock: this only reads, and
+            # whatever is queued meanwhile finds the role taken and is written after it (_write_held)
+            if protocol.state is OPEN and self.opened and not self.in_pieces and not self.deferred and not stream.owed and not protocol.has_pending:
+                written = self._write_held(frames)
+                return self._wait(window) if written is None else written and protocol.state is not CLOSED
+            self.role.release()
+        state_lock = self._state_lock
+        state_lock.acquire()  # not ``with``: it costs twice as much, for every connection of a broadcast
+        try:
+            if protocol.state is not OPEN:
                 return False
             if len(self.deferred) >= MAX_DEFERRED or stream.owed >= MAX_OWED:
                 return False
             direct = self.opened and not self.in_pieces and not self.deferred and not stream.owed and not protocol.has_pending
             if not direct:
                 self.deferred.append((message, text, frames))
+        finally:
+            state_lock.release()
         if direct:
             written = self._write_now(message, text, frames)
             if written is not None:
-                return written and protocol.state is not State.CLOSED
+                return written and protocol.state is not CLOSED
+        return self._wait(window)
+
+    def _wait(self, window: float) -> bool:
+        """A broadcast waits (deferred, or partly owed): bound how long the peer may take nothing."""
         if self.window is None or window < self.window:
             self.window = window
         if self.opened:
             self.flush()
-        return protocol.state is not State.CLOSED  # not taken after all if writing showed the peer gone
+        return self.protocol.state is not CLOSED  # not taken after all if writing showed the peer gone
 
     def _write_now(self, message: Any, text: Optional[bool], frames: Optional[List[Any]]) -> Optional[bool]:
         """Write a broadcast at once if the writer role is free.
@@ -238,33 +286,43 @@ class Writer:
         ``True`` once written, ``False`` if the connection turned out closing or
         gone, ``None`` if (part of) it waits: deferred behind a busy writer, or owed.
         """
-        protocol, stream = self.protocol, self.stream
-        if not self.role.acquire(blocking=False):
+        protocol = self.protocol
+        if not self.role.acquire(False):
             with self._state_lock:
                 self.deferred.append((message, text, frames))
             return None
-        failed = False
         try:
             with self._state_lock:
-                if protocol.state is not State.OPEN:
+                if protocol.state is not OPEN:
+                    self.role.release()
                     return False
                 if self.in_pieces:  # between two frames of a message sent in pieces: after it
                     self.deferred.append((message, text, frames))
+                    self.role.release()
                     return None
                 if frames is None:
                     frames = protocol.send_message(message, text=text)
-            try:
-                stream.write(frames, 0.0)
-            except WebSocketTimeout:
-                pass  # the kernel took part of it: the rest is owed
-            except OSError:
-                failed = True
+        except BaseException:
+            self.role.release()
+            raise
+        return self._write_held(frames)
+
+    def _write_held(self, frames: List[Any]) -> Optional[bool]:
+        """Write a broadcast's frames with the writer role held, then release it (see :meth:`_write_now`)."""
+        protocol, stream = self.protocol, self.stream
+        failed = False
+        try:
+            stream.write(frames, 0.0)
+        except WebSocketTimeout:
+            pass  # the kernel took part of it: the rest is owed
+        except OSError:
+            failed = True
         finally:
             self.role.release()
         if failed:
             self._failed()
             return False
-        if protocol.state is State.CLOSED:
+        if protocol.state is CLOSED:
             self._changed()  # the connection ended while we held the role: closing the descriptor is ours
             return False
         if self.deferred or protocol.has_pending:
@@ -281,7 +339,7 @@ class Writer:
         with self._state_lock:
             entries, self.deferred = self.deferred, []
             for message, text, frames in entries:
-                if protocol.state is not State.OPEN:
+                if protocol.state is not OPEN:
                     break
                 out += frames if frames is not None else protocol.send_message(message, text=text)
         return out
