@@ -28,12 +28,17 @@ thread-safety locks) is the library's default.
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
 import threading
 from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 from benchmarks.apps import ClientConn, OnMessage
 from benchmarks.codec import read_http_head
 from benchmarks.tls import TlsFiles, client_context, server_context
+
+#: set in the worker of ``simplews-nagle``
+NAGLE_ENV = "SIMPLEWS_BENCH_NAGLE"
 
 Broadcast = Callable[[str], object]
 MakeHandler = Callable[[Optional[Broadcast]], OnMessage]
@@ -281,10 +286,12 @@ def simplews_server(make_handler: MakeHandler, tls: Optional[TlsFiles], deflate:
     import simplews
     holder: Dict[str, Any] = {}
     on_message = make_handler(lambda m: holder["s"].broadcast(m))
+    # simplews-nagle: accepted sockets with Nagle's algorithm on, as websocket-server leaves them
+    nagle = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)] if os.environ.get(NAGLE_ENV) else None
     server = simplews.Server(
         on_message=lambda ws, message: on_message(ws.send, message),
         host="127.0.0.1", port=0, compression=_compression(deflate), ping_interval=None,
-        ssl_context=_server_ssl(tls),
+        ssl_context=_server_ssl(tls), socket_options=nagle,
     )
     holder["s"] = server
     server.start()
@@ -318,6 +325,10 @@ ADAPTERS: Dict[str, Adapter] = {a.name: a for a in (
             client=simplews_client, server=simplews_server, keepalive=True, deflate=("client", "server"),
             env=(("SIMPLEWS_NO_SPEEDUPS", "1"),), rows=("upload-1m", "pi-client", "pi-server"),
             note="simplews with SIMPLEWS_NO_SPEEDUPS=1: no C accelerator"),
+    Adapter("simplews-nagle", "import simplews; simplews.connect", None,
+            "import simplews; simplews.Server",
+            server=simplews_server, env=((NAGLE_ENV, "1"),), rows=("stream", "stream-tls", "broadcast"),
+            note="simplews's server with socket_options turning TCP_NODELAY off (Nagle on, as websocket-server)"),
 )}
 
 BASELINE = "raw-tcp"
