@@ -98,6 +98,7 @@ OPEN, CLOSING, CLOSED = State.OPEN, State.CLOSING, State.CLOSED
 class Message:
     """A complete data message: ``str`` for text, ``bytes`` for binary."""
 
+    __slots__ = ("data",)  # one per message received: no instance dictionary
     data: Union[str, bytes]
 
 

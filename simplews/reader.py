@@ -135,8 +135,7 @@ class Reader:
                 queue = self.queue
                 if queue is _NO_QUEUE:
                     queue = self.queue = collections.deque()
-                limit = conn.options.max_queue
-                if conn._closing and limit is not None and len(queue) >= limit:
+                if conn._closing and conn.options.max_queue is not None and len(queue) >= conn.options.max_queue:
                     conn.logger.debug("%r: message dropped while closing (the queue is full)", conn)
                 else:
                     queue.append(event.data)

@@ -250,7 +250,10 @@ class Writer:
         if frames is not None and self.role.acquire(False):
             # the common case: nobody writes and nothing waits. No state lock: this only reads, and
             # whatever is queued meanwhile finds the role taken and is written after it (_write_held)
-            if protocol.state is OPEN and self.opened and not self.in_pieces and not self.deferred and not stream.owed and not protocol.has_pending:
+            if (
+                protocol.state is OPEN and self.opened and not self.in_pieces
+                and not self.deferred and not stream.owed and not protocol.has_pending
+            ):  # fmt: skip
                 written = self._write_held(frames)
                 return self._wait(window) if written is None else written and protocol.state is not CLOSED
             self.role.release()
