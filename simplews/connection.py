@@ -216,8 +216,7 @@ class Connection(Messages):
             raise self.protocol.closed_exception()
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            kind = type(message)
-            if kind is not str and kind is not bytes and is_piecewise(message):
+            if is_piecewise(message):
                 self._writer.send_pieces(message, text, deadline, self._broken)
             else:
                 self._writer.send(message, text, compress, deadline, self._broken)

@@ -22,7 +22,7 @@ _DATA = (bytes, bytearray, memoryview)
 
 def is_piecewise(message: Any) -> bool:
     """Whether ``message`` is sent in pieces: an iterable other than str, bytes-like or a mapping."""
-    if isinstance(message, (str,) + _DATA):
+    if type(message) is str or type(message) is bytes or isinstance(message, (str,) + _DATA):
         return False
     if isinstance(message, dict) or hasattr(message, "keys"):
         raise TypeError("a message is str, bytes-like or an iterable of those, not a mapping (send_json() sends JSON)")

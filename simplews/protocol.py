@@ -137,6 +137,8 @@ Event = Union[Message, Fragment, Ping, Pong, Close]
 
 def _payload(data: Data, text: Optional[bool]) -> Tuple[int, Any]:
     """The opcode and bytes of a message to send: ``str`` is text, bytes-like binary, unless ``text`` says otherwise."""
+    if type(data) is bytes and text is None:  # the common binary case: nothing to check
+        return _BINARY, data
     if type(data) is str or isinstance(data, str):
         try:
             payload: Any = data.encode("utf-8")
@@ -356,8 +358,7 @@ class Protocol:
         #: answer pings at once (off: the application answers with :meth:`send_pong`)
         self.auto_pong = True
         self._pending: List[Any] = []
-        #: whether :meth:`data_to_send` has anything (kept up to date: it is asked on every write)
-        self.has_pending = False
+        self.has_pending = False  #: whether :meth:`data_to_send` has anything (asked on every write)
         self._pongs: List[bytes] = []  # pongs owed, at most _MAX_PONGS (RFC 6455 5.5.3)
         self._eof_sent = False
         self._mask_keys = _mask_keys() if is_client else _NO_KEYS
@@ -596,20 +597,8 @@ class Protocol:
         ``text`` says otherwise (``text=True`` needs valid UTF-8 bytes).
         ``compress=False`` sends it uncompressed even if compression was negotiated.
         """
-        size = self.frame_size
-        if text is None and self.extension is None and self.state is OPEN and not self._debug:
-            # the common case: nothing of _prepare() left to do but encoding text (its errors: _prepare())
-            small: Any = None
-            if type(data) is bytes:
-                small, opcode = data, _BINARY
-            elif type(data) is str:
-                try:
-                    small, opcode = data.encode("utf-8"), _TEXT
-                except UnicodeEncodeError:
-                    pass
-            if small is not None and (size is None or len(small) <= size):
-                return encode_frame(opcode, small, True, False, next(self._mask_keys) if self.is_client else None)
         opcode, payload, rsv1 = self._prepare(data, text, compress)
+        size = self.frame_size
         if size is None or len(payload) <= size:
             return encode_frame(opcode, payload, True, rsv1, next(self._mask_keys) if self.is_client else None)
         return [buf for frame in self._fragments(opcode, payload, rsv1) for buf in frame]

@@ -62,8 +62,6 @@ class Reader:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             item = self.next_item(deadline)
-            if type(item) is str or type(item) is bytes:
-                return item
             if isinstance(item, (Ping, Pong)):
                 self.conn._control_hook(item)
                 continue
@@ -135,7 +133,8 @@ class Reader:
                 queue = self.queue
                 if queue is _NO_QUEUE:
                     queue = self.queue = collections.deque()
-                if conn._closing and conn.options.max_queue is not None and len(queue) >= conn.options.max_queue:
+                limit = conn.options.max_queue
+                if conn._closing and limit is not None and len(queue) >= limit:
                     conn.logger.debug("%r: message dropped while closing (the queue is full)", conn)
                 else:
                     queue.append(event.data)

@@ -219,19 +219,6 @@ class Stream:
                 for buf in buffers:
                     self._owe(buf)
         else:
-            if len(buffers) == 1 and self.busy_since is None and self._wtimeout == 0.0 and not self._refused:
-                # the common case: one frame the kernel takes at once (_send_some's first step, inline)
-                buf = buffers[0]
-                try:
-                    sent = self._wsock.send(buf)
-                except (BlockingIOError, InterruptedError):
-                    self._backlog()
-                else:
-                    size = len(buf)
-                    if sent == size:
-                        return
-                    self._sent(sent, size)
-                    buffers = [memoryview(buf).cast("B")[sent:]]
             self._send_direct(buffers, deadline)
             if not self.owed:
                 self.busy_since = None

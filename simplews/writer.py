@@ -88,36 +88,30 @@ class Writer:
         """
         protocol = self.protocol
         frame_size = protocol.frame_size
-        if frame_size is not None and len(message) > frame_size:
-            with self._turn(deadline):
-                self._send_frames(message, text, compress, deadline, broken)
-            return
-        role = self.role
-        if deadline is None:  # _acquire() inline: this is every small message's path
-            role.acquire()
-        else:
-            _acquire(role, deadline)
-        if self.in_pieces:  # a message sent in pieces is between two frames: after it, in turn
-            role.release()
-            with self._turn(deadline):
-                self._send_frames(message, text, compress, deadline, broken)
-            return
-        # one frame: holding the writer role keeps it whole, no turn needed
-        stream = self.stream
-        try:
-            state_lock = self._state_lock
-            state_lock.acquire()  # not ``with``: it costs twice as much, on every message
-            try:
-                out = protocol.send_message(message, text=text, compress=compress)
-                if protocol.has_pending:
-                    out[:0] = protocol.data_to_send()
-            finally:
-                state_lock.release()
-            stream.write(out, deadline)
-        finally:
-            role.release()
-            if protocol.has_pending or self.deferred or stream.owed or protocol.state is CLOSED:
-                self._after_write()
+        if frame_size is None or len(message) <= frame_size:
+            role = self.role
+            if deadline is None:  # _acquire() inline: this is every small message's path
+                role.acquire()
+            else:
+                _acquire(role, deadline)
+            if not self.in_pieces:  # one frame: holding the writer role keeps it whole, no turn needed
+                try:
+                    state_lock = self._state_lock
+                    state_lock.acquire()  # not ``with``: it costs twice as much, on every message
+                    try:
+                        out = protocol.send_message(message, text=text, compress=compress)
+                        if protocol.has_pending:
+                            out[:0] = protocol.data_to_send()
+                    finally:
+                        state_lock.release()
+                    self.stream.write(out, deadline)
+                finally:
+                    role.release()
+                    self._after_write()
+                return
+            role.release()  # a message sent in pieces is between two frames: after it, in turn
+        with self._turn(deadline):
+            self._send_frames(message, text, compress, deadline, broken)
 
     def _send_frames(self, message: Any, text: Optional[bool], compress: bool, deadline: Optional[float], broken: Any) -> None:
         """Write a message frame by frame, fragmented above ``frame_size``, the writer role held (turn held)."""
@@ -250,10 +244,7 @@ class Writer:
         if frames is not None and self.role.acquire(False):
             # the common case: nobody writes and nothing waits. No state lock: this only reads, and
             # whatever is queued meanwhile finds the role taken and is written after it (_write_held)
-            if (
-                protocol.state is OPEN and self.opened and not self.in_pieces
-                and not self.deferred and not stream.owed and not protocol.has_pending
-            ):  # fmt: skip
+            if protocol.state is OPEN and self._nothing_waits():
                 written = self._write_held(frames)
                 return self._wait(window) if written is None else written and protocol.state is not CLOSED
             self.role.release()
@@ -264,7 +255,7 @@ class Writer:
                 return False
             if len(self.deferred) >= MAX_DEFERRED or stream.owed >= MAX_OWED:
                 return False
-            direct = self.opened and not self.in_pieces and not self.deferred and not stream.owed and not protocol.has_pending
+            direct = self._nothing_waits()
             if not direct:
                 self.deferred.append((message, text, frames))
         finally:
@@ -274,6 +265,10 @@ class Writer:
             if written is not None:
                 return written and protocol.state is not CLOSED
         return self._wait(window)
+
+    def _nothing_waits(self) -> bool:
+        """Whether a broadcast may be written at once: opened, and no message, broadcast or control frame before it."""
+        return self.opened and not self.in_pieces and not self.deferred and not self.stream.owed and not self.protocol.has_pending
 
     def _wait(self, window: float) -> bool:
         """A broadcast waits (deferred, or partly owed): bound how long the peer may take nothing."""
